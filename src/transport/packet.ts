@@ -1,0 +1,180 @@
+/**
+ * The binary packet protocol, RFC 4253 §6: framing, padding, sequence numbers and the hand-off
+ * to the negotiated packet protection (cipher + MAC or AEAD). One encoder per outgoing direction,
+ * one decoder per incoming direction; keys change under them at NEWKEYS.
+ */
+import { randomFillSync } from 'node:crypto';
+import { ProtocolError } from '../errors.js';
+import type { PacketOpener, PacketSealer } from '../algorithms/types.js';
+
+/** RFC 4253 §6.1 requires 35000; OpenSSH accepts up to 256 KiB, and so do we. */
+export const MAX_PACKET_LENGTH = 256 * 1024;
+/** The largest payload we send in one packet (leaves room for padding and the length fields). */
+export const MAX_PAYLOAD_LENGTH = MAX_PACKET_LENGTH - 1024;
+
+/** Random padding bytes drawn from a pool: randomFillSync costs ~2 µs a call whatever the size. */
+class PaddingPool {
+  private readonly pool = Buffer.allocUnsafe(16 * 1024);
+  private offset = this.pool.length;
+  fill(target: Buffer, start: number, length: number): void {
+    if (this.offset + length > this.pool.length) {
+      randomFillSync(this.pool);
+      this.offset = 0;
+    }
+    this.pool.copy(target, start, this.offset, this.offset + length);
+    this.offset += length;
+  }
+}
+
+const paddingPool = new PaddingPool();
+
+export class PacketEncoder {
+  private scratch: Buffer = Buffer.allocUnsafe(64 * 1024);
+  /** uint32 sequence number of the next packet (wraps at 2^32, RFC 4253 §6.4). */
+  sequence = 0;
+  /** Bytes and packets sent since the last key change, for the rekey limits. */
+  bytesSinceKex = 0;
+  packetsSinceKex = 0;
+
+  constructor(private sealer: PacketSealer) {}
+
+  setSealer(sealer: PacketSealer, resetSequence: boolean): void {
+    this.sealer = sealer;
+    this.bytesSinceKex = 0;
+    this.packetsSinceKex = 0;
+    if (resetSequence) this.sequence = 0;
+  }
+
+  /** Frame, pad and seal one payload; returns the wire chunks. */
+  encode(payload: Buffer): Buffer[] {
+    const sealer = this.sealer;
+    const block = Math.max(8, sealer.blockSize);
+    // RFC 4253 §6: the padded part is a multiple of the block size, with 4..255 bytes of padding.
+    const aligned = sealer.lengthExcludedFromPadding ? 1 + payload.length : 5 + payload.length;
+    let padding = block - (aligned % block);
+    if (padding < 4) padding += block;
+    const packetLength = 1 + payload.length + padding;
+    const total = 4 + packetLength;
+    if (this.scratch.length < total) this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2));
+    const packet = this.scratch.subarray(0, total);
+    packet.writeUInt32BE(packetLength, 0);
+    packet[4] = padding;
+    payload.copy(packet, 5);
+    paddingPool.fill(packet, 5 + payload.length, padding);
+    const chunks = sealer.seal(this.sequence, packet);
+    this.sequence = (this.sequence + 1) >>> 0;
+    this.bytesSinceKex += total + sealer.tagLength;
+    this.packetsSinceKex++;
+    return chunks;
+  }
+}
+
+/**
+ * Reassembles packets from arbitrary chunks. Lengths are checked before anything of that size
+ * is allocated; a whole packet inside one received chunk is opened in place without a copy.
+ */
+export class PacketDecoder {
+  /** Received bytes not yet consumed: a list of chunks (never concatenated wholesale). */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Length of the packet being received (4 + packet_length + tag), once its header is read. */
+  private pendingTotal = -1;
+  sequence = 0;
+  bytesSinceKex = 0;
+  packetsSinceKex = 0;
+
+  constructor(private opener: PacketOpener) {}
+
+  setOpener(opener: PacketOpener, resetSequence: boolean): void {
+    this.opener = opener;
+    this.bytesSinceKex = 0;
+    this.packetsSinceKex = 0;
+    if (resetSequence) this.sequence = 0;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /**
+   * The next packet's payload, or undefined when more bytes are needed. Decryption happens
+   * here, so keys must be switched (setOpener) before the packet after NEWKEYS is pulled.
+   */
+  next(): Buffer | undefined {
+    const opener = this.opener;
+    if (this.pendingTotal < 0) {
+      if (this.buffered < opener.headerLength) return undefined;
+      const header = this.peek(opener.headerLength);
+      const packetLength = opener.readLength(this.sequence, header);
+      this.checkLength(packetLength);
+      this.pendingTotal = 4 + packetLength + opener.tagLength;
+    }
+    if (this.buffered < this.pendingTotal) return undefined;
+    const packet = this.take(this.pendingTotal);
+    this.pendingTotal = -1;
+    const plain = opener.open(this.sequence, packet);
+    this.sequence = (this.sequence + 1) >>> 0;
+    this.bytesSinceKex += packet.length;
+    this.packetsSinceKex++;
+    const paddingLength = plain[0]!;
+    // RFC 4253 §6: at least four bytes of random padding, and the padding fits the packet.
+    if (paddingLength < 4) throw new ProtocolError(`packet padding of ${paddingLength} bytes is shorter than the minimum of 4`);
+    if (paddingLength + 1 > plain.length) {
+      throw new ProtocolError(`packet padding of ${paddingLength} bytes exceeds the packet length ${plain.length}`);
+    }
+    return plain.subarray(1, plain.length - paddingLength);
+  }
+
+  private checkLength(packetLength: number): void {
+    const opener = this.opener;
+    if (packetLength > MAX_PACKET_LENGTH) {
+      throw new ProtocolError(`packet length ${packetLength} exceeds the maximum of ${MAX_PACKET_LENGTH}`);
+    }
+    if (packetLength < 5) throw new ProtocolError(`packet length ${packetLength} is too short`);
+    const block = Math.max(8, opener.blockSize);
+    const aligned = opener.lengthExcludedFromPadding ? packetLength : packetLength + 4;
+    if (aligned % block !== 0) {
+      throw new ProtocolError(`packet length ${packetLength} is not a multiple of the cipher block size ${block}`);
+    }
+  }
+
+  /** The first n buffered bytes, copied only if they span chunks. */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    return Buffer.concat(this.chunks, n).subarray(0, n);
+  }
+
+  /** Remove and return the first n bytes: a view when they lie in one chunk, else one copy. */
+  private take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const want = n - filled;
+      if (chunk.length <= want) {
+        chunk.copy(out, filled);
+        filled += chunk.length;
+        this.chunks.shift();
+      } else {
+        chunk.copy(out, filled, 0, want);
+        this.chunks[0] = chunk.subarray(want);
+        filled += want;
+      }
+    }
+    return out;
+  }
+}
