@@ -77,6 +77,10 @@ export interface TransportOptions {
   readonly verifyHostKey?: (key: SshPublicKey, algorithm: string) => boolean | Promise<boolean>;
   /** Rekey after this many bytes in either direction (default 1 GiB, lower if the cipher needs it). */
   readonly rekeyBytes?: number;
+  /** Rekey when the keys are this old, checked as packets pass (default one hour, like OpenSSH's RekeyLimit). */
+  readonly rekeyIntervalMs?: number;
+  /** The clock, in milliseconds (tests inject one). */
+  readonly now?: () => number;
   /** Server: the signature algorithms advertised in server-sig-algs (RFC 8308 §3.1). */
   readonly serverSigAlgs?: readonly string[];
   /** Server: the services a client may request (default ssh-userauth). */
@@ -109,6 +113,7 @@ export interface TransportHandler {
 }
 
 const DEFAULT_REKEY_BYTES = 1024 * 1024 * 1024;
+const DEFAULT_REKEY_INTERVAL_MS = 60 * 60 * 1000;
 /** Messages queued while our key exchange runs: beyond this, `send` reports back-pressure. */
 const QUEUE_HIGH_WATER = 4 * 1024 * 1024;
 /** OpenSSH rekeys after 2^31 packets at the latest; so do we. */
@@ -156,6 +161,7 @@ export class Transport {
   private queuedBytes = 0;
   private receivedSequence = 0;
   private rekeyLimit: number;
+  private keysSince = 0;
 
   constructor(options: TransportOptions, handler: TransportHandler) {
     this.options = options;
@@ -634,6 +640,7 @@ export class Transport {
     );
     this.rekeyLimit = Math.min(this.options.rekeyBytes ?? DEFAULT_REKEY_BYTES, ...cipherLimits);
     this.kexCount++;
+    this.keysSince = this.now();
     this.kex = undefined;
     this.pendingKeys = undefined;
     this.ourKexInit = undefined;
@@ -655,7 +662,8 @@ export class Transport {
       e.bytesSinceKex >= this.rekeyLimit ||
       d.bytesSinceKex >= this.rekeyLimit ||
       e.packetsSinceKex >= MAX_PACKETS_PER_KEY ||
-      d.packetsSinceKex >= MAX_PACKETS_PER_KEY
+      d.packetsSinceKex >= MAX_PACKETS_PER_KEY ||
+      this.now() - this.keysSince >= (this.options.rekeyIntervalMs ?? DEFAULT_REKEY_INTERVAL_MS)
     ) {
       this.debug('rekey limit reached');
       this.sendKexInit();
@@ -755,6 +763,10 @@ export class Transport {
     this.sendDisconnect(sshError.reason, sshError.message);
     this.phase = 'closed';
     this.handler.close(sshError);
+  }
+
+  private now(): number {
+    return this.options.now ? this.options.now() : Date.now();
   }
 
   private debug(message: string): void {

@@ -32,6 +32,8 @@ export interface PairOptions {
   /** Transform client-to-server bytes (after kex, for corruption tests). */
   tamperClientToServer?: (chunk: Buffer) => Buffer;
   rekeyBytes?: number;
+  rekeyIntervalMs?: number;
+  now?: () => number;
   splitChunks?: boolean;
   verifyHostKey?: TransportOptions['verifyHostKey'];
 }
@@ -108,6 +110,8 @@ export function createPair(options: PairOptions): { client: Side; server: Side; 
         hostKeys: role === 'server' ? options.hostKeys : undefined,
         verifyHostKey: role === 'client' ? (options.verifyHostKey ?? (() => true)) : undefined,
         rekeyBytes: options.rekeyBytes,
+        rekeyIntervalMs: options.rekeyIntervalMs,
+        now: options.now,
         services: ['ssh-userauth'],
       },
       {

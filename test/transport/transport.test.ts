@@ -123,6 +123,20 @@ describe('transport between our client and our server', () => {
     }
   });
 
+  test('rekeys when the keys reach the time limit, at the next packet', async () => {
+    let clock = 1_000_000;
+    const pair = createPair({ hostKeys: await testHostKeys(), now: () => clock, rekeyIntervalMs: 3_600_000 });
+    await openSession(pair);
+    pair.client.transport.send(dataMessage(1, 10));
+    await pair.settled();
+    assert.equal(pair.client.kex.length, 1);
+    clock += 3_600_000;
+    pair.client.transport.send(dataMessage(2, 10));
+    await pair.settled();
+    assert.equal(pair.client.kex.length, 2);
+    assert.deepEqual(pair.server.messages, [dataMessage(1, 10), dataMessage(2, 10)]);
+  });
+
   test('a refused host key ends the connection with HOST_KEY_NOT_VERIFIABLE on both sides', async () => {
     const pair = createPair({ hostKeys: await testHostKeys(), verifyHostKey: async () => false });
     await pair.settled();
