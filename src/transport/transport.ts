@@ -161,6 +161,8 @@ export class Transport {
   private queuedBytes = 0;
   private receivedSequence = 0;
   private rekeyLimit: number;
+  private rekeyPending = false;
+  private kexInitSequence = -1;
   private keysSince = 0;
 
   constructor(options: TransportOptions, handler: TransportHandler) {
@@ -249,9 +251,16 @@ export class Transport {
     return true;
   }
 
-  /** Start a key re-exchange now (no-op if one is running). */
+  /**
+   * Start a key re-exchange now (no-op if one is running). Before authentication it is deferred
+   * until authentication succeeds: OpenSSH refuses a re-exchange during userauth.
+   */
   rekey(): void {
     if (this.phase !== 'open' || this.ourKexInit) return;
+    if (!this.authenticated) {
+      this.rekeyPending = true;
+      return;
+    }
     this.debug('initiating rekey');
     this.sendKexInit();
   }
@@ -263,11 +272,17 @@ export class Transport {
 
   /**
    * The auth layer tells us authentication succeeded: delayed compression (zlib@openssh.com)
-   * starts now, and connection-layer messages become acceptable.
+   * starts now, and connection-layer messages become acceptable. Call it synchronously: on the
+   * client from within `message` for USERAUTH_SUCCESS (the server's next packet, possibly in
+   * the same chunk, is already compressed); on the server right after sending USERAUTH_SUCCESS.
    */
   setAuthenticated(): void {
     this.authenticated = true;
     this.startDelayedCompression();
+    if (this.rekeyPending) {
+      this.rekeyPending = false;
+      this.rekey();
+    }
   }
 
   /** Send a DISCONNECT and close (RFC 4253 §11.1). */
@@ -323,9 +338,15 @@ export class Transport {
       }
       case MSG.IGNORE:
         return;
-      case MSG.UNIMPLEMENTED:
-        this.debug(`peer did not implement our packet ${Unimplemented.decode(payload).sequence}`);
+      case MSG.UNIMPLEMENTED: {
+        const { sequence } = Unimplemented.decode(payload);
+        this.debug(`peer did not implement our packet ${sequence}`);
+        // A peer that refuses our KEXINIT would leave the exchange (and our queue) hanging.
+        if (this.ourKexInit && this.kexInitSequence === sequence) {
+          throw new KexError('peer refused our key re-exchange (SSH_MSG_UNIMPLEMENTED for KEXINIT)');
+        }
         return;
+      }
       case MSG.DEBUG: {
         const { message } = Debug.decode(payload);
         this.debug(`remote debug: ${sanitize(message)}`);
@@ -465,6 +486,7 @@ export class Transport {
   private sendKexInit(): void {
     this.ourKexInit = this.buildKexInit();
     this.newKeysSent = false;
+    this.kexInitSequence = this.encoder.sequence;
     this.writePacket(this.ourKexInit);
     this.debug('SSH2_MSG_KEXINIT sent');
   }
@@ -655,7 +677,7 @@ export class Transport {
   }
 
   private checkRekeyLimits(): void {
-    if (this.phase !== 'open' || this.ourKexInit) return;
+    if (this.phase !== 'open' || this.ourKexInit || this.rekeyPending) return;
     const e = this.encoder;
     const d = this.decoder;
     if (
@@ -666,7 +688,7 @@ export class Transport {
       this.now() - this.keysSince >= (this.options.rekeyIntervalMs ?? DEFAULT_REKEY_INTERVAL_MS)
     ) {
       this.debug('rekey limit reached');
-      this.sendKexInit();
+      this.rekey();
     }
   }
 

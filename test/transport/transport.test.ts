@@ -137,6 +137,19 @@ describe('transport between our client and our server', () => {
     assert.deepEqual(pair.server.messages, [dataMessage(1, 10), dataMessage(2, 10)]);
   });
 
+  test('a rekey asked for before authentication waits until authentication succeeds (as OpenSSH requires)', async () => {
+    const pair = createPair({ hostKeys: await testHostKeys() });
+    await pair.settled();
+    pair.client.transport.rekey();
+    await pair.settled();
+    assert.equal(pair.client.kex.length, 1);
+    pair.server.transport.setAuthenticated();
+    pair.client.transport.setAuthenticated();
+    await pair.settled();
+    assert.equal(pair.client.kex.length, 2);
+    assertOpen(pair.server, 'deferred rekey');
+  });
+
   test('a refused host key ends the connection with HOST_KEY_NOT_VERIFIABLE on both sides', async () => {
     const pair = createPair({ hostKeys: await testHostKeys(), verifyHostKey: async () => false });
     await pair.settled();
