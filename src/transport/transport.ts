@@ -151,7 +151,7 @@ export class Transport {
 
   /** The first exchange hash (RFC 4253 §7.2); undefined until the first kex completes. */
   sessionId: Buffer | undefined;
-  /** The host key the server proved in the first key exchange (client side). */
+  /** The server's host key as proved in the first key exchange (ours, on the server). */
   serverHostKey: SshPublicKey | undefined;
   /** RFC 8308 extensions the peer announced. */
   readonly peerExtensions = new Map<string, Buffer>();
@@ -571,6 +571,7 @@ export class Transport {
     const keys = createKeySet(this.role, this.negotiated!, kexAlgorithms.all.get(this.negotiated!.kex)!.hash, outcome, sessionId);
     this.pendingKeys = { ...keys, outcome };
     if (this.role === 'server') {
+      this.serverHostKey ??= outcome.hostKey;
       this.sendNewKeys();
       return;
     }

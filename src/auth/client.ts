@@ -1,0 +1,273 @@
+/**
+ * The client side of user authentication (RFC 4252, RFC 4256): asks for the methods with
+ * `none`, then tries publickey (a query before every signature), keyboard-interactive and
+ * password in the configured order, following partial success, until the server says
+ * USERAUTH_SUCCESS or nothing is left to try.
+ */
+import { DisconnectReason, SshError } from '../errors.js';
+import type { SshPublicKey } from '../algorithms/types.js';
+import { MSG, UserauthBanner, UserauthFailure, UserauthRequest } from '../wire/messages.js';
+import {
+  METHOD_KEYBOARD_INTERACTIVE,
+  METHOD_NONE,
+  METHOD_PASSWORD,
+  METHOD_PUBLICKEY,
+  METHOD_PUBLICKEY_HOSTBOUND,
+  SERVICE_CONNECTION,
+  UserauthPasswdChangereq,
+  UserauthPkOk,
+  decodeInfoRequest,
+  encodeInfoResponse,
+  encodeKeyboardInteractiveFields,
+  encodePasswordFields,
+  encodePublicKeyFields,
+  publicKeySignedData,
+  type InfoRequest,
+} from './messages.js';
+
+/** A key the client can prove: its public half and a way to sign (a key in memory, an agent). */
+export interface ClientIdentity {
+  readonly publicKey: SshPublicKey;
+  /** Where it came from, for logs (`/home/a/.ssh/id_ed25519`, `agent`). */
+  readonly source: string;
+  /** Sign `data` with `algorithm` (e.g. rsa-sha2-512); returns the signature blob. */
+  sign(data: Buffer, algorithm: string): Promise<Buffer>;
+}
+
+export interface ClientAuthOptions {
+  readonly user: string;
+  readonly sessionId: Buffer;
+  /** Methods in preference order (default as OpenSSH: publickey, keyboard-interactive, password). */
+  readonly methods?: readonly string[];
+  /** Identities, tried in order. May be a function so keys load only when publickey is tried. */
+  readonly identities?: readonly ClientIdentity[] | (() => Promise<readonly ClientIdentity[]>);
+  /** Called for each password attempt; undefined means give up on password. */
+  readonly password?: (attempt: number) => string | undefined | Promise<string | undefined>;
+  /** Called when the server asks for a new password (RFC 4252 §8). */
+  readonly changePassword?: (prompt: string) => { oldPassword: string; newPassword: string } | undefined | Promise<{ oldPassword: string; newPassword: string } | undefined>;
+  /** Answers keyboard-interactive rounds; undefined means give up on the method. */
+  readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
+  /** Password / keyboard-interactive attempts (OpenSSH's NumberOfPasswordPrompts, default 3). */
+  readonly attempts?: number;
+  /** The server's server-sig-algs extension (RFC 8308 §3.1), if it sent one. */
+  readonly serverSigAlgs?: readonly string[];
+  /** The server's host key blob if it supports publickey-hostbound-v00@openssh.com. */
+  readonly hostboundKey?: Buffer;
+  /** Signature algorithms we are willing to use for our keys (default: the registry defaults). */
+  readonly acceptedAlgorithms?: readonly string[];
+}
+
+export interface ClientAuthEvents {
+  send(payload: Buffer): void;
+  /** Called synchronously on USERAUTH_SUCCESS (the transport must learn it at once). */
+  success(): void;
+  /** Authentication cannot succeed: `Permission denied (publickey,password).` */
+  fail(error: SshError): void;
+  banner?(message: string): void;
+  debug?(message: string): void;
+}
+
+/** The error when every method failed; lists what the server would still accept, as ssh does. */
+export class AuthenticationFailedError extends SshError {
+  constructor(readonly methods: readonly string[]) {
+    super(
+      'ERR_SSH_AUTH',
+      DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE,
+      `Permission denied (${methods.join(',')}).`,
+    );
+  }
+}
+
+type Step =
+  | { kind: 'none' }
+  | { kind: 'publickey-query'; identity: ClientIdentity; algorithm: string }
+  | { kind: 'publickey-signed'; identity: ClientIdentity; algorithm: string }
+  | { kind: 'password' }
+  | { kind: 'keyboard-interactive' };
+
+export class AuthClient {
+  private readonly order: readonly string[];
+  private serverMethods: string[] = [];
+  private step: Step | undefined;
+  private identities: ClientIdentity[] | undefined;
+  private identityIndex = 0;
+  private passwordAttempts = 0;
+  private kbdintAttempts = 0;
+  private finished = false;
+  /** Incoming messages are handled one at a time (signing and prompts are async). */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly options: ClientAuthOptions,
+    private readonly events: ClientAuthEvents,
+  ) {
+    this.order = options.methods ?? [METHOD_PUBLICKEY, METHOD_KEYBOARD_INTERACTIVE, METHOD_PASSWORD];
+  }
+
+  /** Start with `none`, which tells us the methods the server accepts (RFC 4252 §5.2). */
+  start(): void {
+    this.step = { kind: 'none' };
+    this.sendRequest(METHOD_NONE, Buffer.alloc(0));
+  }
+
+  receive(payload: Buffer): void {
+    if (this.finished) return;
+    const type = payload[0];
+    if (type === MSG.USERAUTH_SUCCESS) {
+      this.finished = true;
+      this.events.debug?.(`Authenticated using "${this.step?.kind ?? 'none'}"`);
+      this.events.success();
+      return;
+    }
+    if (type === MSG.USERAUTH_BANNER) {
+      this.events.banner?.(UserauthBanner.decode(payload).message);
+      return;
+    }
+    const copy = Buffer.from(payload);
+    this.chain = this.chain
+      .then(() => this.handle(copy))
+      .catch((error: unknown) => this.fail(error instanceof SshError ? error : new SshError('ERR_SSH_AUTH', DisconnectReason.AUTH_CANCELLED_BY_USER, (error as Error).message)));
+  }
+
+  private async handle(payload: Buffer): Promise<void> {
+    if (this.finished) return;
+    const type = payload[0];
+    const step = this.step;
+    if (type === MSG.USERAUTH_FAILURE) {
+      const { methods, partialSuccess } = UserauthFailure.decode(payload);
+      this.serverMethods = methods;
+      this.events.debug?.(`Authentications that can continue: ${methods.join(',')}${partialSuccess ? ' (partial success)' : ''}`);
+      if (step?.kind === 'publickey-query' || step?.kind === 'publickey-signed') this.identityIndex++;
+      if (partialSuccess) {
+        // A new stage: identities may be tried again for another required publickey step.
+        this.identityIndex = 0;
+      }
+      return this.next();
+    }
+    if (type === 60 && step?.kind === 'publickey-query') {
+      const { algorithm } = UserauthPkOk.decode(payload);
+      this.events.debug?.(`Server accepts key: ${step.identity.source} ${algorithm}`);
+      return this.sendSigned(step.identity, step.algorithm);
+    }
+    if (type === 60 && step?.kind === 'password') {
+      const { prompt } = UserauthPasswdChangereq.decode(payload);
+      const change = await this.options.changePassword?.(prompt);
+      if (!change) return this.next();
+      this.sendRequest(METHOD_PASSWORD, encodePasswordFields({ change: true, password: change.oldPassword, newPassword: change.newPassword }));
+      return;
+    }
+    if (type === 60 && step?.kind === 'keyboard-interactive') {
+      const request = decodeInfoRequest(payload);
+      const answers = await this.options.keyboardInteractive?.(request);
+      if (!answers || answers.length !== request.prompts.length) {
+        // RFC 4256 §3.4 has no "cancel": an empty answer set for each prompt ends the round.
+        this.events.send(encodeInfoResponse(request.prompts.map(() => '')));
+        return;
+      }
+      this.events.send(encodeInfoResponse(answers));
+      return;
+    }
+    throw new SshError('ERR_SSH_PROTOCOL', DisconnectReason.PROTOCOL_ERROR, `unexpected message ${type} during authentication`);
+  }
+
+  private async next(): Promise<void> {
+    for (const method of this.order) {
+      if (!this.serverMethods.includes(method)) continue;
+      if (method === METHOD_PUBLICKEY && (await this.tryPublicKey())) return;
+      if (method === METHOD_KEYBOARD_INTERACTIVE && this.options.keyboardInteractive) {
+        if (this.kbdintAttempts < (this.options.attempts ?? 3)) {
+          this.kbdintAttempts++;
+          this.step = { kind: 'keyboard-interactive' };
+          this.sendRequest(METHOD_KEYBOARD_INTERACTIVE, encodeKeyboardInteractiveFields());
+          return;
+        }
+      }
+      if (method === METHOD_PASSWORD && this.options.password) {
+        if (this.passwordAttempts < (this.options.attempts ?? 3)) {
+          const password = await this.options.password(++this.passwordAttempts);
+          if (password !== undefined) {
+            this.step = { kind: 'password' };
+            this.sendRequest(METHOD_PASSWORD, encodePasswordFields({ change: false, password, newPassword: undefined }));
+            return;
+          }
+        }
+      }
+    }
+    this.fail(new AuthenticationFailedError(this.serverMethods));
+  }
+
+  private async tryPublicKey(): Promise<boolean> {
+    if (!this.identities) {
+      const source = this.options.identities;
+      this.identities = source === undefined ? [] : typeof source === 'function' ? [...(await source())] : [...source];
+    }
+    while (this.identityIndex < this.identities.length) {
+      const identity = this.identities[this.identityIndex]!;
+      const algorithm = this.chooseAlgorithm(identity.publicKey);
+      if (!algorithm) {
+        this.identityIndex++;
+        continue;
+      }
+      this.events.debug?.(`Offering public key: ${identity.source} ${algorithm}`);
+      this.step = { kind: 'publickey-query', identity, algorithm };
+      this.sendRequest(
+        this.publicKeyMethod(),
+        encodePublicKeyFields({ signed: false, algorithm, publicKey: identity.publicKey.blob, hostKey: this.options.hostboundKey, signature: undefined }),
+      );
+      return true;
+    }
+    return false;
+  }
+
+  private async sendSigned(identity: ClientIdentity, algorithm: string): Promise<void> {
+    const method = this.publicKeyMethod();
+    const data = publicKeySignedData(
+      this.options.sessionId,
+      this.options.user,
+      SERVICE_CONNECTION,
+      method,
+      algorithm,
+      identity.publicKey.blob,
+      this.options.hostboundKey,
+    );
+    let signature: Buffer;
+    try {
+      signature = await identity.sign(data, algorithm);
+    } catch (error) {
+      this.events.debug?.(`signing with ${identity.source} failed: ${(error as Error).message}`);
+      this.identityIndex++;
+      return this.next();
+    }
+    this.step = { kind: 'publickey-signed', identity, algorithm };
+    this.sendRequest(
+      method,
+      encodePublicKeyFields({ signed: true, algorithm, publicKey: identity.publicKey.blob, hostKey: this.options.hostboundKey, signature }),
+    );
+  }
+
+  private publicKeyMethod(): string {
+    return this.options.hostboundKey ? METHOD_PUBLICKEY_HOSTBOUND : METHOD_PUBLICKEY;
+  }
+
+  /** RFC 8332 §3.1: for RSA keys pick rsa-sha2-512/256 from server-sig-algs; other types name themselves. */
+  private chooseAlgorithm(key: SshPublicKey): string | undefined {
+    const accepted = this.options.acceptedAlgorithms;
+    const ok = (name: string) => accepted === undefined || accepted.includes(name);
+    if (key.type !== 'ssh-rsa') return ok(key.type) ? key.type : undefined;
+    const serverAlgs = this.options.serverSigAlgs;
+    for (const name of ['rsa-sha2-512', 'rsa-sha2-256']) {
+      if (ok(name) && (serverAlgs === undefined || serverAlgs.includes(name))) return name;
+    }
+    return ok('ssh-rsa') && accepted !== undefined ? 'ssh-rsa' : undefined;
+  }
+
+  private sendRequest(method: string, fields: Buffer): void {
+    this.events.send(UserauthRequest.encode({ user: this.options.user, service: SERVICE_CONNECTION, method, methodFields: fields }));
+  }
+
+  private fail(error: SshError): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.events.fail(error);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * A channel as a Node Duplex: writes are flow-controlled by the peer's window (a write that does
+ * not fit waits, so `write()` returns false and back-pressure reaches the application), and the
+ * window we give the peer is returned only as the application reads, so a reader that stops
+ * makes the sender stop instead of growing our buffers.
+ */
+import { Duplex, Readable, Writable } from 'node:stream';
+import type { ChannelEvents, MuxChannel } from './connection/mux.js';
+import type { SshError } from './errors.js';
+
+/** RFC 4254 §5.2: the only extended data type defined. */
+export const EXTENDED_DATA_STDERR = 1;
+
+interface PendingWrite {
+  readonly data: Buffer;
+  offset: number;
+  readonly extendedType: number;
+  readonly callback: (error?: Error | null) => void;
+}
+
+export interface ChannelStreamOptions {
+  /** Send CLOSE once both sides have sent EOF (forwarded TCP); sessions close on exit instead. */
+  readonly closeWhenDone?: boolean;
+}
+
+/** Accounting of what the reader consumed, so the window is returned only for data read. */
+class ReadAccounting {
+  private received = 0;
+  private acknowledged = 0;
+  constructor(
+    private readonly stream: Readable,
+    private readonly channel: MuxChannel,
+  ) {}
+  pushed(length: number): void {
+    this.received += length;
+    this.acknowledge();
+  }
+  acknowledge(): void {
+    const consumed = this.received - this.stream.readableLength - this.acknowledged;
+    if (consumed > 0) {
+      this.acknowledged += consumed;
+      this.channel.consumed(consumed);
+    }
+  }
+}
+
+export class ChannelStream extends Duplex {
+  readonly channel: MuxChannel;
+  private readonly pending: PendingWrite[] = [];
+  private readonly accounting: ReadAccounting;
+  private readonly stderrAccounting: ReadAccounting | undefined;
+  protected readonly stderrReadable: Readable | undefined;
+  private readonly closeWhenDone: boolean;
+  private remoteEof = false;
+  private localEof = false;
+  /** The error the channel ended with, if the connection failed under it. */
+  closeError: SshError | undefined;
+
+  constructor(channel: MuxChannel, stderrReadable: boolean, options: ChannelStreamOptions = {}) {
+    super({ allowHalfOpen: true, highWaterMark: 64 * 1024 });
+    this.channel = channel;
+    this.closeWhenDone = options.closeWhenDone ?? false;
+    this.accounting = new ReadAccounting(this, channel);
+    if (stderrReadable) {
+      this.stderrReadable = new Readable({ read: () => this.stderrAccounting?.acknowledge() });
+      this.stderrAccounting = new ReadAccounting(this.stderrReadable, channel);
+    }
+  }
+
+  /** The callbacks the multiplexer calls for this channel. */
+  get events(): ChannelEvents {
+    return {
+      onData: (data) => {
+        this.push(data);
+        this.accounting.pushed(data.length);
+      },
+      onExtendedData: (dataType, data) => {
+        if (dataType === EXTENDED_DATA_STDERR && this.stderrReadable) {
+          this.stderrReadable.push(data);
+          this.stderrAccounting!.pushed(data.length);
+        } else {
+          // Nobody reads it: give the window back at once.
+          this.channel.consumed(data.length);
+          this.emit('extended-data', dataType, data);
+        }
+      },
+      onEof: () => {
+        this.remoteEof = true;
+        this.push(null);
+        this.stderrReadable?.push(null);
+        this.maybeClose();
+      },
+      onClose: (error) => {
+        this.closeError = error;
+        if (!this.remoteEof) {
+          this.remoteEof = true;
+          this.push(null);
+          this.stderrReadable?.push(null);
+        }
+        this.failPending(error ?? new Error('channel closed'));
+        this.emit('channel-close', error);
+        if (error) this.destroy(error);
+        else if (!this.destroyed) this.destroy();
+      },
+      onRequest: (type, wantReply, data) => this.handleRequest(type, wantReply, data),
+      onWritable: () => this.flushPending(),
+    };
+  }
+
+  /** Channel requests from the peer; subclasses answer the ones they know. */
+  protected handleRequest(_type: string, _wantReply: boolean, _data: Buffer): boolean | Promise<boolean> {
+    return false;
+  }
+
+  override _read(): void {
+    this.accounting.acknowledge();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.enqueue(chunk, 0, callback);
+  }
+
+  /** Write to the peer's stderr (extended data type 1): server sessions use this. */
+  protected writeExtended(chunk: Buffer, callback: (error?: Error | null) => void): void {
+    this.enqueue(chunk, EXTENDED_DATA_STDERR, callback);
+  }
+
+  private enqueue(data: Buffer, extendedType: number, callback: (error?: Error | null) => void): void {
+    if (this.channel.state === 'closed' || this.channel.closeSent) {
+      callback(new Error('channel is closed'));
+      return;
+    }
+    this.pending.push({ data, offset: 0, extendedType, callback });
+    if (this.pending.length === 1) this.flushPending();
+  }
+
+  private flushPending(): void {
+    while (this.pending.length > 0) {
+      const head = this.pending[0]!;
+      head.offset += this.channel.write(head.data, head.offset, head.extendedType);
+      if (head.offset < head.data.length) return; // wait for window or transport drain
+      this.pending.shift();
+      head.callback();
+    }
+    if (this.localEof && this.pending.length === 0) this.sendEof();
+  }
+
+  private failPending(error: Error): void {
+    for (const write of this.pending.splice(0)) write.callback(error);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.localEof = true;
+    if (this.pending.length === 0) this.sendEof();
+    callback();
+  }
+
+  private sendEof(): void {
+    this.channel.eof();
+    this.maybeClose();
+  }
+
+  private maybeClose(): void {
+    if (this.closeWhenDone && this.remoteEof && this.channel.eofSent) this.channel.close();
+  }
+
+  /** Close the channel (sends SSH_MSG_CHANNEL_CLOSE); pending writes are dropped. */
+  close(): void {
+    this.channel.close();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.failPending(error ?? new Error('channel destroyed'));
+    this.channel.close();
+    callback(error);
+  }
+}
+
+/** A Writable that sends to the peer's stderr of a channel (server side). */
+export function stderrWritable(write: (chunk: Buffer, callback: (error?: Error | null) => void) => void): Writable {
+  return new Writable({ write: (chunk: Buffer, _encoding, callback) => write(chunk, callback) });
+}

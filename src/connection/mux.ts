@@ -1,0 +1,516 @@
+/**
+ * The channel multiplexer of the connection protocol (RFC 4254 §5), sans-I/O: messages in via
+ * `receive`, messages out via the handler. It owns channel ids, the open/confirm/close handshake,
+ * flow control windows in both directions, channel and global requests with their in-order
+ * replies, and the rules that protect us from a misbehaving peer (data beyond the window,
+ * unknown channels, overflowing window adjustments).
+ */
+import { ProtocolError, SshError, DisconnectReason } from '../errors.js';
+import { MSG, messageName } from '../wire/messages.js';
+import {
+  ChannelClose,
+  ChannelEof,
+  ChannelFailure,
+  ChannelOpen,
+  ChannelOpenConfirmation,
+  ChannelOpenFailure,
+  ChannelOpenFailureMessage,
+  ChannelRequest,
+  ChannelSuccess,
+  ChannelWindowAdjust,
+  GlobalRequest,
+  RequestFailure,
+  RequestSuccess,
+  decodeChannelData,
+  encodeChannelData,
+  encodeChannelExtendedData,
+  type ChannelOpenFailureCode,
+} from './messages.js';
+
+/** OpenSSH's session defaults (channels.h): a 2 MiB window and 32 KiB packets. */
+export const DEFAULT_WINDOW = 2 * 1024 * 1024;
+export const DEFAULT_MAX_PACKET = 32 * 1024;
+const MAX_WINDOW = 0xffffffff;
+/** A cap on open channels per connection, so a peer cannot exhaust memory by opening channels. */
+export const DEFAULT_MAX_CHANNELS = 8192;
+
+/** What a channel's owner (the API's Channel object) is told. */
+export interface ChannelEvents {
+  /** Channel data (a view valid until the owner stores it; the payload buffer is not reused). */
+  onData(data: Buffer): void;
+  /** Extended data: type 1 is stderr (RFC 4254 §5.2). */
+  onExtendedData(dataType: number, data: Buffer): void;
+  onEof(): void;
+  /** The channel is gone: both CLOSE messages exchanged, or the connection ended (`error`). */
+  onClose(error?: SshError): void;
+  /** A channel request from the peer; the returned value is the reply when one is wanted. */
+  onRequest(type: string, wantReply: boolean, data: Buffer): boolean | Promise<boolean>;
+  /** More window (or the transport drained): pending writes may continue. */
+  onWritable(): void;
+}
+
+/** An incoming CHANNEL_OPEN, for the application to accept or reject. */
+export interface IncomingOpen {
+  readonly type: string;
+  /** The type-specific fields (e.g. direct-tcpip's host and port), undecoded. */
+  readonly data: Buffer;
+}
+
+export type OpenDecision =
+  | { readonly accept: ChannelEvents; readonly confirmationData?: Buffer; readonly window?: number; readonly maxPacket?: number }
+  | { readonly reason: ChannelOpenFailureCode; readonly description: string };
+
+export interface MuxHandler {
+  send(payload: Buffer): void;
+  /** False while the transport or socket is backed up: channel data waits. */
+  canSend(): boolean;
+  openRequested(request: IncomingOpen, channel: MuxChannel): OpenDecision | Promise<OpenDecision>;
+  /** An incoming global request; the result (true, false, or reply data for success) is sent if a reply is wanted. */
+  globalRequest(name: string, wantReply: boolean, data: Buffer): boolean | Buffer | Promise<boolean | Buffer>;
+  /** A protocol violation: the connection must end with this error. */
+  fatal(error: SshError): void;
+  debug?(message: string): void;
+}
+
+export interface MuxOptions {
+  readonly window?: number;
+  readonly maxPacket?: number;
+  readonly maxChannels?: number;
+}
+
+/** The peer refused to open a channel (RFC 4254 §5.1). */
+export class ChannelOpenError extends SshError {
+  constructor(
+    readonly channelType: string,
+    readonly failureReason: number,
+    readonly description: string,
+  ) {
+    super(
+      'ERR_SSH_CHANNEL_OPEN',
+      DisconnectReason.BY_APPLICATION,
+      `could not open ${channelType} channel: ${openFailureName(failureReason)}${description ? `: ${description}` : ''}`,
+    );
+  }
+}
+
+function openFailureName(code: number): string {
+  return (
+    Object.entries(ChannelOpenFailure).find(([, value]) => value === code)?.[0].toLowerCase().replace(/_/g, ' ') ??
+    `reason ${code}`
+  );
+}
+
+type ChannelState = 'opening' | 'open' | 'closed';
+
+export class MuxChannel {
+  state: ChannelState = 'opening';
+  remoteId = -1;
+  /** Bytes we may still send (the peer's window). */
+  remoteWindow = 0;
+  remoteMaxPacket = 0;
+  /** Bytes the peer may still send us. */
+  localWindow: number;
+  readonly localMaxPacket: number;
+  private readonly initialWindow: number;
+  /** Bytes our reader consumed since our last WINDOW_ADJUST. */
+  private consumedSinceAdjust = 0;
+  eofSent = false;
+  eofReceived = false;
+  closeSent = false;
+  closeReceived = false;
+  events: ChannelEvents | undefined;
+  /** Resolvers for our requests that want a reply, in order (RFC 4254 §5.4). */
+  readonly pendingReplies: ((ok: boolean) => void)[] = [];
+  /** Incoming requests are answered in order even when their handlers are async. */
+  replyChain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly mux: ChannelMux,
+    readonly localId: number,
+    readonly type: string,
+    window: number,
+    maxPacket: number,
+  ) {
+    this.localWindow = window;
+    this.initialWindow = window;
+    this.localMaxPacket = maxPacket;
+  }
+
+  /** Largest write that would go out now, without waiting. */
+  get writableBytes(): number {
+    if (this.state !== 'open' || this.closeSent || this.eofSent) return 0;
+    return this.remoteWindow;
+  }
+
+  /**
+   * Send as much of `data` (from `offset`) as the window, packet size and transport allow.
+   * Returns the number of bytes sent; the caller keeps the rest until `onWritable`.
+   */
+  write(data: Buffer, offset = 0, extendedType = 0): number {
+    if (this.state !== 'open' || this.closeSent || this.eofSent) return 0;
+    let sent = 0;
+    let remaining = data.length - offset;
+    while (remaining > 0 && this.remoteWindow > 0 && this.mux.canSend()) {
+      const length = Math.min(remaining, this.remoteWindow, this.remoteMaxPacket);
+      const payload =
+        extendedType === 0
+          ? encodeChannelData(this.remoteId, data, offset + sent, length)
+          : encodeChannelExtendedData(this.remoteId, extendedType, data, offset + sent, length);
+      this.remoteWindow -= length;
+      sent += length;
+      remaining -= length;
+      this.mux.send(payload);
+    }
+    return sent;
+  }
+
+  /** The reader consumed `bytes`: give the peer window back once half of it is used (as OpenSSH). */
+  consumed(bytes: number): void {
+    if (this.state !== 'open' || this.closeSent || this.closeReceived) return;
+    this.consumedSinceAdjust += bytes;
+    if (this.consumedSinceAdjust >= this.initialWindow / 2 || this.localWindow < this.initialWindow / 2) {
+      const add = Math.min(this.consumedSinceAdjust, MAX_WINDOW - this.localWindow);
+      if (add <= 0) return;
+      this.localWindow += add;
+      this.consumedSinceAdjust -= add;
+      this.mux.send(ChannelWindowAdjust.encode({ recipientChannel: this.remoteId, bytesToAdd: add }));
+    }
+  }
+
+  /** Send a channel request; resolves with the reply (true when none is wanted). */
+  request(type: string, data: Buffer = Buffer.alloc(0), wantReply = true): Promise<boolean> {
+    if (this.state !== 'open' || this.closeSent) return Promise.resolve(false);
+    this.mux.send(ChannelRequest.encode({ recipientChannel: this.remoteId, type, wantReply, data }));
+    if (!wantReply) return Promise.resolve(true);
+    return new Promise((resolve) => this.pendingReplies.push(resolve));
+  }
+
+  eof(): void {
+    if (this.state !== 'open' || this.eofSent || this.closeSent) return;
+    this.eofSent = true;
+    this.mux.send(ChannelEof.encode({ recipientChannel: this.remoteId }));
+  }
+
+  close(): void {
+    if (this.state === 'closed' || this.closeSent) return;
+    if (this.state === 'opening' && this.remoteId < 0) {
+      // Not confirmed yet: the close is sent once the confirmation arrives.
+      this.closeSent = true;
+      return;
+    }
+    this.closeSent = true;
+    this.mux.send(ChannelClose.encode({ recipientChannel: this.remoteId }));
+    this.mux.maybeFree(this);
+  }
+}
+
+export class ChannelMux {
+  private readonly channels = new Map<number, MuxChannel>();
+  private readonly pendingOpens = new Map<number, { resolve: (c: MuxChannel) => void; reject: (e: Error) => void }>();
+  private readonly freeIds: number[] = [];
+  private nextId = 0;
+  private readonly pendingGlobal: ((reply: Buffer | false) => void)[] = [];
+  private globalChain: Promise<void> = Promise.resolve();
+  private closed = false;
+  readonly window: number;
+  readonly maxPacket: number;
+  private readonly maxChannels: number;
+
+  constructor(
+    private readonly handler: MuxHandler,
+    options: MuxOptions = {},
+  ) {
+    this.window = Math.min(options.window ?? DEFAULT_WINDOW, MAX_WINDOW);
+    this.maxPacket = options.maxPacket ?? DEFAULT_MAX_PACKET;
+    this.maxChannels = options.maxChannels ?? DEFAULT_MAX_CHANNELS;
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  send(payload: Buffer): void {
+    if (!this.closed) this.handler.send(payload);
+  }
+
+  canSend(): boolean {
+    return !this.closed && this.handler.canSend();
+  }
+
+  /** Open a channel; resolves once the peer confirms, rejects with ChannelOpenError. */
+  open(type: string, data: Buffer, events: ChannelEvents, options: { window?: number; maxPacket?: number } = {}): Promise<MuxChannel> {
+    if (this.closed) return Promise.reject(new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'connection closed'));
+    const channel = this.allocate(type, options.window ?? this.window, options.maxPacket ?? this.maxPacket);
+    if (!channel) return Promise.reject(new ChannelOpenError(type, ChannelOpenFailure.RESOURCE_SHORTAGE, 'too many channels'));
+    channel.events = events;
+    this.send(
+      ChannelOpen.encode({ type, senderChannel: channel.localId, initialWindow: channel.localWindow, maxPacket: channel.localMaxPacket, data }),
+    );
+    return new Promise((resolve, reject) => this.pendingOpens.set(channel.localId, { resolve, reject }));
+  }
+
+  /** Send a global request; resolves with the reply data on success, false on failure. */
+  globalRequest(name: string, data: Buffer = Buffer.alloc(0), wantReply = true): Promise<Buffer | false> {
+    this.send(GlobalRequest.encode({ name, wantReply, data }));
+    if (!wantReply) return Promise.resolve(Buffer.alloc(0));
+    return new Promise((resolve) => this.pendingGlobal.push(resolve));
+  }
+
+  /** The transport can take data again: let channels with pending writes continue. */
+  drained(): void {
+    for (const channel of [...this.channels.values()]) {
+      if (channel.state === 'open' && channel.remoteWindow > 0) channel.events?.onWritable();
+    }
+  }
+
+  /** The connection ended: every channel and pending operation ends with it. */
+  terminate(error: SshError): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const pending of this.pendingOpens.values()) pending.reject(error);
+    this.pendingOpens.clear();
+    for (const resolve of this.pendingGlobal.splice(0)) resolve(false);
+    for (const channel of [...this.channels.values()]) {
+      channel.state = 'closed';
+      for (const resolve of channel.pendingReplies.splice(0)) resolve(false);
+      channel.events?.onClose(error);
+    }
+    this.channels.clear();
+  }
+
+  /** A connection-layer message (80-127) from the transport. */
+  receive(payload: Buffer): void {
+    const type = payload[0]!;
+    switch (type) {
+      case MSG.GLOBAL_REQUEST:
+        return this.onGlobalRequest(payload);
+      case MSG.REQUEST_SUCCESS:
+      case MSG.REQUEST_FAILURE: {
+        const resolve = this.pendingGlobal.shift();
+        if (!resolve) throw new ProtocolError(`unexpected ${messageName(type)}: no global request is pending`);
+        resolve(type === MSG.REQUEST_SUCCESS ? Buffer.from(RequestSuccess.decode(payload).data) : false);
+        return;
+      }
+      case MSG.CHANNEL_OPEN:
+        return this.onOpen(payload);
+      case MSG.CHANNEL_OPEN_CONFIRMATION:
+        return this.onOpenConfirmation(payload);
+      case MSG.CHANNEL_OPEN_FAILURE:
+        return this.onOpenFailure(payload);
+      case MSG.CHANNEL_DATA:
+      case MSG.CHANNEL_EXTENDED_DATA:
+        return this.onData(payload);
+      case MSG.CHANNEL_WINDOW_ADJUST:
+        return this.onWindowAdjust(payload);
+      case MSG.CHANNEL_EOF: {
+        const channel = this.channelFor(ChannelEof.decode(payload).recipientChannel, type);
+        if (!channel || channel.eofReceived) return;
+        channel.eofReceived = true;
+        channel.events?.onEof();
+        return;
+      }
+      case MSG.CHANNEL_CLOSE: {
+        const channel = this.channelFor(ChannelClose.decode(payload).recipientChannel, type, true);
+        if (!channel) return;
+        if (channel.closeReceived) throw new ProtocolError(`channel ${channel.localId}: CHANNEL_CLOSE received twice`);
+        channel.closeReceived = true;
+        // RFC 4254 §5.3: answer a CLOSE with a CLOSE unless we sent one already.
+        if (!channel.closeSent) {
+          channel.closeSent = true;
+          this.send(ChannelClose.encode({ recipientChannel: channel.remoteId }));
+        }
+        this.maybeFree(channel);
+        return;
+      }
+      case MSG.CHANNEL_REQUEST:
+        return this.onChannelRequest(payload);
+      case MSG.CHANNEL_SUCCESS:
+      case MSG.CHANNEL_FAILURE: {
+        const recipient = (type === MSG.CHANNEL_SUCCESS ? ChannelSuccess : ChannelFailure).decode(payload).recipientChannel;
+        const channel = this.channelFor(recipient, type, true);
+        if (!channel) return;
+        const resolve = channel.pendingReplies.shift();
+        if (!resolve) throw new ProtocolError(`channel ${channel.localId}: unexpected ${messageName(type)}: no request is pending`);
+        resolve(type === MSG.CHANNEL_SUCCESS);
+        return;
+      }
+      default:
+        // 80-127 numbers RFC 4254 does not assign.
+        throw new ProtocolError(`unknown connection protocol message ${type}`);
+    }
+  }
+
+  /** Free a channel once both CLOSE messages are exchanged; its id may then be reused. */
+  maybeFree(channel: MuxChannel): void {
+    if (!channel.closeSent || !channel.closeReceived || channel.state === 'closed') return;
+    channel.state = 'closed';
+    this.channels.delete(channel.localId);
+    this.freeIds.push(channel.localId);
+    for (const resolve of channel.pendingReplies.splice(0)) resolve(false);
+    channel.events?.onClose();
+  }
+
+  private allocate(type: string, window: number, maxPacket: number): MuxChannel | undefined {
+    if (this.channels.size >= this.maxChannels) return undefined;
+    const id = this.freeIds.length > 0 ? this.freeIds.shift()! : this.nextId++;
+    const channel = new MuxChannel(this, id, type, window, maxPacket);
+    this.channels.set(id, channel);
+    return channel;
+  }
+
+  /**
+   * The channel a message is for. Messages for a channel we already closed are dropped (the
+   * peer may not have seen our CLOSE yet); an id we never gave out is a protocol error.
+   */
+  private channelFor(id: number, type: number, allowClosing = false): MuxChannel | undefined {
+    const channel = this.channels.get(id);
+    if (!channel || channel.state === 'opening') {
+      throw new ProtocolError(`${messageName(type)} for unknown channel ${id}`);
+    }
+    if (channel.closeSent && !allowClosing) return undefined;
+    return channel;
+  }
+
+  private onOpen(payload: Buffer): void {
+    const open = ChannelOpen.decode(payload);
+    const data = Buffer.from(open.data);
+    const reject = (reason: ChannelOpenFailureCode, description: string): void =>
+      this.send(ChannelOpenFailureMessage.encode({ recipientChannel: open.senderChannel, reason, description, language: '' }));
+    const channel = this.allocate(open.type, this.window, this.maxPacket);
+    if (!channel) return reject(ChannelOpenFailure.RESOURCE_SHORTAGE, 'too many channels');
+    channel.remoteId = open.senderChannel;
+    channel.remoteWindow = open.initialWindow;
+    channel.remoteMaxPacket = Math.max(1, open.maxPacket);
+    const decide = (decision: OpenDecision): void => {
+      if (this.closed) return;
+      if ('reason' in decision) {
+        this.channels.delete(channel.localId);
+        this.freeIds.push(channel.localId);
+        channel.state = 'closed';
+        return reject(decision.reason, decision.description);
+      }
+      channel.events = decision.accept;
+      channel.state = 'open';
+      this.send(
+        ChannelOpenConfirmation.encode({
+          recipientChannel: channel.remoteId,
+          senderChannel: channel.localId,
+          initialWindow: channel.localWindow,
+          maxPacket: channel.localMaxPacket,
+          data: decision.confirmationData ?? Buffer.alloc(0),
+        }),
+      );
+      if (channel.remoteWindow > 0) decision.accept.onWritable();
+    };
+    let decision: OpenDecision | Promise<OpenDecision>;
+    try {
+      decision = this.handler.openRequested({ type: open.type, data }, channel);
+    } catch (error) {
+      decision = { reason: ChannelOpenFailure.CONNECT_FAILED, description: (error as Error).message };
+    }
+    if (decision instanceof Promise) {
+      decision.then(decide, (error: Error) => decide({ reason: ChannelOpenFailure.CONNECT_FAILED, description: error.message }));
+    } else {
+      decide(decision);
+    }
+  }
+
+  private onOpenConfirmation(payload: Buffer): void {
+    const message = ChannelOpenConfirmation.decode(payload);
+    const channel = this.channels.get(message.recipientChannel);
+    const pending = this.pendingOpens.get(message.recipientChannel);
+    if (!channel || !pending || channel.state !== 'opening') {
+      throw new ProtocolError(`CHANNEL_OPEN_CONFIRMATION for channel ${message.recipientChannel}, which is not being opened`);
+    }
+    this.pendingOpens.delete(message.recipientChannel);
+    channel.remoteId = message.senderChannel;
+    channel.remoteWindow = message.initialWindow;
+    channel.remoteMaxPacket = Math.max(1, message.maxPacket);
+    channel.state = 'open';
+    if (channel.closeSent) {
+      // Closed by us while opening: finish the close now.
+      this.send(ChannelClose.encode({ recipientChannel: channel.remoteId }));
+    }
+    pending.resolve(channel);
+  }
+
+  private onOpenFailure(payload: Buffer): void {
+    const message = ChannelOpenFailureMessage.decode(payload);
+    const channel = this.channels.get(message.recipientChannel);
+    const pending = this.pendingOpens.get(message.recipientChannel);
+    if (!channel || !pending) {
+      throw new ProtocolError(`CHANNEL_OPEN_FAILURE for channel ${message.recipientChannel}, which is not being opened`);
+    }
+    this.pendingOpens.delete(message.recipientChannel);
+    this.channels.delete(channel.localId);
+    this.freeIds.push(channel.localId);
+    channel.state = 'closed';
+    pending.reject(new ChannelOpenError(channel.type, message.reason, message.description.replace(/[\u0000-\u001f\u007f]/g, '?')));
+  }
+
+  private onData(payload: Buffer): void {
+    const { recipient, dataType, data } = decodeChannelData(payload);
+    const channel = this.channelFor(recipient, payload[0]!);
+    if (!channel) return;
+    // RFC 4254 §5.2: the peer may not send more than the window it was given.
+    if (data.length > channel.localWindow) {
+      throw new ProtocolError(
+        `channel ${channel.localId}: peer sent ${data.length} bytes with only ${channel.localWindow} left in the window`,
+      );
+    }
+    channel.localWindow -= data.length;
+    if (channel.eofReceived) {
+      this.handler.debug?.(`channel ${channel.localId}: data after EOF dropped`);
+      channel.consumed(data.length);
+      return;
+    }
+    if (dataType === 0) channel.events?.onData(data);
+    else channel.events?.onExtendedData(dataType, data);
+  }
+
+  private onWindowAdjust(payload: Buffer): void {
+    const { recipientChannel, bytesToAdd } = ChannelWindowAdjust.decode(payload);
+    const channel = this.channelFor(recipientChannel, MSG.CHANNEL_WINDOW_ADJUST);
+    if (!channel) return;
+    if (channel.remoteWindow + bytesToAdd > MAX_WINDOW) {
+      throw new ProtocolError(`channel ${channel.localId}: window adjust of ${bytesToAdd} overflows the 32-bit window`);
+    }
+    channel.remoteWindow += bytesToAdd;
+    if (bytesToAdd > 0) channel.events?.onWritable();
+  }
+
+  private onChannelRequest(payload: Buffer): void {
+    const { recipientChannel, type, wantReply, data } = ChannelRequest.decode(payload);
+    const channel = this.channelFor(recipientChannel, MSG.CHANNEL_REQUEST);
+    if (!channel) return;
+    const copy = Buffer.from(data);
+    channel.replyChain = channel.replyChain.then(async () => {
+      let ok = false;
+      try {
+        ok = channel.events ? await channel.events.onRequest(type, wantReply, copy) : false;
+      } catch (error) {
+        this.handler.debug?.(`channel ${channel.localId}: request ${type} failed: ${(error as Error).message}`);
+        ok = false;
+      }
+      if (wantReply && channel.state === 'open' && !channel.closeSent) {
+        this.send((ok ? ChannelSuccess : ChannelFailure).encode({ recipientChannel: channel.remoteId }));
+      }
+    });
+  }
+
+  private onGlobalRequest(payload: Buffer): void {
+    const { name, wantReply, data } = GlobalRequest.decode(payload);
+    const copy = Buffer.from(data);
+    this.globalChain = this.globalChain.then(async () => {
+      let result: boolean | Buffer = false;
+      try {
+        result = await this.handler.globalRequest(name, wantReply, copy);
+      } catch (error) {
+        this.handler.debug?.(`global request ${name} failed: ${(error as Error).message}`);
+      }
+      if (!wantReply || this.closed) return;
+      if (result === false) this.send(RequestFailure.encode({}));
+      else this.send(RequestSuccess.encode({ data: result === true ? Buffer.alloc(0) : result }));
+    });
+  }
+}
