@@ -99,16 +99,37 @@ export class ChannelStream extends Duplex {
         }
         this.failPending(error ?? new Error('channel closed'));
         this.emit('channel-close', error);
-        if (error) this.destroy(error);
+        // A lost connection is an 'error' only for a stream someone listens to errors on: an
+        // unhandled 'error' would crash the process, and `closeError` keeps the reason.
+        if (error && this.listenerCount('error') > 0) this.destroy(error);
         else if (!this.destroyed) this.destroy();
       },
-      onRequest: (type, wantReply, data) => this.handleRequest(type, wantReply, data),
+      onRequest: (type, wantReply, data, reply) => {
+        let answer: boolean | Promise<boolean> | 'replied';
+        try {
+          answer = this.handleRequest(type, wantReply, data, reply);
+        } catch (error) {
+          this.emit('request-error', error);
+          answer = false;
+        }
+        if (answer === 'replied') return;
+        if (typeof answer === 'boolean') reply(answer);
+        else answer.then(reply, () => reply(false));
+      },
       onWritable: () => this.flushPending(),
     };
   }
 
-  /** Channel requests from the peer; subclasses answer the ones they know. */
-  protected handleRequest(_type: string, _wantReply: boolean, _data: Buffer): boolean | Promise<boolean> {
+  /**
+   * Channel requests from the peer; subclasses answer the ones they know, by returning the
+   * answer, or by calling `reply` themselves and returning 'replied'.
+   */
+  protected handleRequest(
+    _type: string,
+    _wantReply: boolean,
+    _data: Buffer,
+    _reply: (ok: boolean) => void,
+  ): boolean | Promise<boolean> | 'replied' {
     return false;
   }
 

@@ -26,6 +26,11 @@ export class MethodPolicy {
     );
   }
 
+  /** A fresh copy with no progress: each connection tracks its own. */
+  clone(): MethodPolicy {
+    return new MethodPolicy(this.remaining);
+  }
+
   /** The methods that can succeed next, in the order first named. */
   get allowed(): string[] {
     return [...new Set(this.remaining.map((s) => s[0]!))];

@@ -145,7 +145,7 @@ export class AuthServer {
         hooks.keyboardInteractive ? METHOD_KEYBOARD_INTERACTIVE : undefined,
         hooks.password ? METHOD_PASSWORD : undefined,
       ].filter((m): m is string => m !== undefined);
-    this.policy = options.authenticationMethods ?? new MethodPolicy(this.offered.map((m) => [m]));
+    this.policy = options.authenticationMethods?.clone() ?? new MethodPolicy(this.offered.map((m) => [m]));
   }
 
   get authenticated(): boolean {

@@ -43,8 +43,12 @@ export interface ChannelEvents {
   onEof(): void;
   /** The channel is gone: both CLOSE messages exchanged, or the connection ended (`error`). */
   onClose(error?: SshError): void;
-  /** A channel request from the peer; the returned value is the reply when one is wanted. */
-  onRequest(type: string, wantReply: boolean, data: Buffer): boolean | Promise<boolean>;
+  /**
+   * A channel request from the peer. Call `reply` exactly once, possibly later; replies go out in
+   * request order (RFC 4254 §5.4) as soon as they and the ones before are known, so a handler
+   * that accepts and at once writes output puts the reply before the output.
+   */
+  onRequest(type: string, wantReply: boolean, data: Buffer, reply: (ok: boolean) => void): void;
   /** More window (or the transport drained): pending writes may continue. */
   onWritable(): void;
 }
@@ -121,8 +125,8 @@ export class MuxChannel {
   events: ChannelEvents | undefined;
   /** Resolvers for our requests that want a reply, in order (RFC 4254 §5.4). */
   readonly pendingReplies: ((ok: boolean) => void)[] = [];
-  /** Incoming requests are answered in order even when their handlers are async. */
-  replyChain: Promise<void> = Promise.resolve();
+  /** Replies to incoming requests, in request order; sent from the head once known. */
+  readonly replySlots: { ok: boolean | undefined; wantReply: boolean }[] = [];
 
   constructor(
     private readonly mux: ChannelMux,
@@ -208,6 +212,7 @@ export class ChannelMux {
   private readonly channels = new Map<number, MuxChannel>();
   private readonly pendingOpens = new Map<number, { resolve: (c: MuxChannel) => void; reject: (e: Error) => void }>();
   private readonly freeIds: number[] = [];
+  private readonly attachers = new Map<number, (channel: MuxChannel) => ChannelEvents>();
   private nextId = 0;
   private readonly pendingGlobal: ((reply: Buffer | false) => void)[] = [];
   private globalChain: Promise<void> = Promise.resolve();
@@ -237,12 +242,21 @@ export class ChannelMux {
     return !this.closed && this.handler.canSend();
   }
 
-  /** Open a channel; resolves once the peer confirms, rejects with ChannelOpenError. */
-  open(type: string, data: Buffer, events: ChannelEvents, options: { window?: number; maxPacket?: number } = {}): Promise<MuxChannel> {
+  /**
+   * Open a channel; resolves once the peer confirms, rejects with ChannelOpenError. `attach` is
+   * called with the confirmed channel before any of its data is processed, and returns the
+   * channel's event sink.
+   */
+  open(
+    type: string,
+    data: Buffer,
+    attach: (channel: MuxChannel) => ChannelEvents,
+    options: { window?: number; maxPacket?: number } = {},
+  ): Promise<MuxChannel> {
     if (this.closed) return Promise.reject(new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'connection closed'));
     const channel = this.allocate(type, options.window ?? this.window, options.maxPacket ?? this.maxPacket);
     if (!channel) return Promise.reject(new ChannelOpenError(type, ChannelOpenFailure.RESOURCE_SHORTAGE, 'too many channels'));
-    channel.events = events;
+    this.attachers.set(channel.localId, attach);
     this.send(
       ChannelOpen.encode({ type, senderChannel: channel.localId, initialWindow: channel.localWindow, maxPacket: channel.localMaxPacket, data }),
     );
@@ -427,6 +441,8 @@ export class ChannelMux {
     channel.remoteWindow = message.initialWindow;
     channel.remoteMaxPacket = Math.max(1, message.maxPacket);
     channel.state = 'open';
+    channel.events = this.attachers.get(channel.localId)!(channel);
+    this.attachers.delete(channel.localId);
     if (channel.closeSent) {
       // Closed by us while opening: finish the close now.
       this.send(ChannelClose.encode({ recipientChannel: channel.remoteId }));
@@ -442,6 +458,7 @@ export class ChannelMux {
       throw new ProtocolError(`CHANNEL_OPEN_FAILURE for channel ${message.recipientChannel}, which is not being opened`);
     }
     this.pendingOpens.delete(message.recipientChannel);
+    this.attachers.delete(channel.localId);
     this.channels.delete(channel.localId);
     this.freeIds.push(channel.localId);
     channel.state = 'closed';
@@ -483,19 +500,29 @@ export class ChannelMux {
     const { recipientChannel, type, wantReply, data } = ChannelRequest.decode(payload);
     const channel = this.channelFor(recipientChannel, MSG.CHANNEL_REQUEST);
     if (!channel) return;
-    const copy = Buffer.from(data);
-    channel.replyChain = channel.replyChain.then(async () => {
-      let ok = false;
-      try {
-        ok = channel.events ? await channel.events.onRequest(type, wantReply, copy) : false;
-      } catch (error) {
-        this.handler.debug?.(`channel ${channel.localId}: request ${type} failed: ${(error as Error).message}`);
-        ok = false;
-      }
+    const slot: { ok: boolean | undefined; wantReply: boolean } = { ok: undefined, wantReply };
+    channel.replySlots.push(slot);
+    const reply = (ok: boolean): void => {
+      if (slot.ok !== undefined) return;
+      slot.ok = ok;
+      this.flushReplies(channel);
+    };
+    try {
+      if (channel.events) channel.events.onRequest(type, wantReply, Buffer.from(data), reply);
+      else reply(false);
+    } catch (error) {
+      this.handler.debug?.(`channel ${channel.localId}: request ${type} failed: ${(error as Error).message}`);
+      reply(false);
+    }
+  }
+
+  private flushReplies(channel: MuxChannel): void {
+    while (channel.replySlots.length > 0 && channel.replySlots[0]!.ok !== undefined) {
+      const { ok, wantReply } = channel.replySlots.shift()!;
       if (wantReply && channel.state === 'open' && !channel.closeSent) {
         this.send((ok ? ChannelSuccess : ChannelFailure).encode({ recipientChannel: channel.remoteId }));
       }
-    });
+    }
   }
 
   private onGlobalRequest(payload: Buffer): void {

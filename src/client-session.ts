@@ -1,0 +1,141 @@
+/**
+ * A session channel on the client (RFC 4254 §6): stdout is the stream itself, stderr is
+ * `.stderr`, and the command's end arrives as an 'exit' event with a code or a signal.
+ */
+import type { Readable } from 'node:stream';
+import { ChannelStream } from './channel.js';
+import type { ChannelMux } from './connection/mux.js';
+import {
+  decodeExitSignal,
+  decodeExitStatus,
+  encodeBreak,
+  encodeEnv,
+  encodePtyRequest,
+  encodeStringRequest,
+  encodeWindowChange,
+  type ExitSignal,
+} from './connection/session.js';
+import { SshError, DisconnectReason } from './errors.js';
+
+export interface PtyOptions {
+  readonly term?: string;
+  readonly columns?: number;
+  readonly rows?: number;
+  readonly widthPixels?: number;
+  readonly heightPixels?: number;
+  readonly modes?: Readonly<Record<string, number>>;
+}
+
+export interface ExitInfo {
+  /** The exit status, or undefined if the command died of a signal. */
+  readonly code: number | undefined;
+  readonly signal: ExitSignal | undefined;
+}
+
+export interface ExecResult extends ExitInfo {
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+}
+
+export class ClientSession extends ChannelStream {
+  declare readonly stderr: Readable;
+  exit: ExitInfo | undefined;
+
+  static async open(mux: ChannelMux): Promise<ClientSession> {
+    let session!: ClientSession;
+    await mux.open('session', Buffer.alloc(0), (channel) => (session = new ClientSession(channel)).events);
+    return session;
+  }
+
+  private constructor(channel: ConstructorParameters<typeof ChannelStream>[0]) {
+    super(channel, true);
+    Object.defineProperty(this, 'stderr', { value: this.stderrReadable, enumerable: true });
+  }
+
+  protected override handleRequest(type: string, _wantReply: boolean, data: Buffer): boolean {
+    switch (type) {
+      case 'exit-status':
+        this.exit = { code: decodeExitStatus(data), signal: undefined };
+        this.emit('exit', this.exit);
+        return true;
+      case 'exit-signal':
+        this.exit = { code: undefined, signal: decodeExitSignal(data) };
+        this.emit('exit', this.exit);
+        return true;
+      case 'eow@openssh.com':
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Request a pseudo-terminal, environment, then the shell/exec/subsystem. */
+  async start(
+    kind: 'shell' | 'exec' | 'subsystem',
+    argument: string | undefined,
+    options: { pty?: PtyOptions; env?: Record<string, string> },
+  ): Promise<void> {
+    const channel = this.channel;
+    if (options.pty) {
+      const pty = options.pty;
+      const ok = await channel.request(
+        'pty-req',
+        encodePtyRequest({
+          term: pty.term ?? 'xterm-256color',
+          columns: pty.columns ?? 80,
+          rows: pty.rows ?? 24,
+          widthPixels: pty.widthPixels ?? 0,
+          heightPixels: pty.heightPixels ?? 0,
+          modes: pty.modes ?? {},
+        }),
+      );
+      if (!ok) throw this.refused('pty-req');
+    }
+    for (const [name, value] of Object.entries(options.env ?? {})) {
+      // Servers commonly refuse env (sshd's AcceptEnv); like ssh, that is not an error.
+      await channel.request('env', encodeEnv(name, value));
+    }
+    const data = argument === undefined ? Buffer.alloc(0) : encodeStringRequest(argument);
+    if (!(await channel.request(kind, data))) throw this.refused(kind === 'shell' ? 'shell' : `${kind} ${JSON.stringify(argument)}`);
+  }
+
+  /** Run a command to completion and collect its output. */
+  async run(command: string, options: { stdin?: string | Buffer; pty?: PtyOptions; env?: Record<string, string> } = {}): Promise<ExecResult> {
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    this.on('data', (chunk: Buffer) => stdout.push(chunk));
+    this.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const closed = new Promise<void>((resolve, reject) => {
+      this.once('channel-close', (error?: SshError) => (error ? reject(error) : resolve()));
+    });
+    await this.start('exec', command, options);
+    if (options.stdin !== undefined) this.end(options.stdin);
+    else this.end();
+    await closed;
+    return {
+      stdout: Buffer.concat(stdout),
+      stderr: Buffer.concat(stderr),
+      code: this.exit?.code,
+      signal: this.exit?.signal,
+    };
+  }
+
+  /** Tell the server the terminal's new size (window-change). */
+  setWindow(columns: number, rows: number, widthPixels = 0, heightPixels = 0): void {
+    void this.channel.request('window-change', encodeWindowChange({ columns, rows, widthPixels, heightPixels }), false);
+  }
+
+  /** Deliver a signal to the remote process (`INT`, `TERM`, … without SIG). */
+  signal(name: string): void {
+    void this.channel.request('signal', encodeStringRequest(name.replace(/^SIG/, '')), false);
+  }
+
+  /** Send a BREAK (RFC 4335). */
+  sendBreak(milliseconds = 0): Promise<boolean> {
+    return this.channel.request('break', encodeBreak(milliseconds));
+  }
+
+  private refused(what: string): SshError {
+    return new SshError('ERR_SSH_CHANNEL_OPEN', DisconnectReason.BY_APPLICATION, `server refused ${what}`);
+  }
+}

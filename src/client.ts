@@ -1,0 +1,307 @@
+/**
+ * The SSH client: `connect(options)` resolves once the server is verified and we are
+ * authenticated; the client then runs commands, shells and subsystems and opens forwarded
+ * channels, each a Node stream with back-pressure.
+ */
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Endpoint } from './endpoint.js';
+import { AuthClient, type ClientIdentity } from './auth/client.js';
+import type { InfoRequest } from './auth/messages.js';
+import type { SshPrivateKey, SshPublicKey } from './algorithms/types.js';
+import {
+  applyAlgorithmSetting,
+  cipherAlgorithms,
+  compressionAlgorithms,
+  kexAlgorithms,
+  macAlgorithms,
+  signatureAlgorithms,
+} from './algorithms/registry.js';
+import type { AlgorithmLists, KexInfo } from './transport/transport.js';
+import { ChannelOpenFailure } from './connection/messages.js';
+import { ClientSession, type ExecResult, type PtyOptions } from './client-session.js';
+import { ChannelStream } from './channel.js';
+import { HostKeyError, SshError, TimeoutError, DisconnectReason } from './errors.js';
+import { Writer } from './wire/writer.js';
+
+export const VERSION = '0.1.0';
+export const IDENTIFICATION = `SSH-2.0-tssh_${VERSION}`;
+
+/** Algorithm settings: a list, or OpenSSH's `+alg`, `-alg`, `^alg` edits of the defaults. */
+export interface AlgorithmSettings {
+  readonly kex?: string | readonly string[];
+  readonly hostKey?: string | readonly string[];
+  readonly cipher?: string | readonly string[];
+  readonly mac?: string | readonly string[];
+  readonly compression?: string | readonly string[];
+}
+
+export function resolveAlgorithms(settings: AlgorithmSettings = {}): AlgorithmLists {
+  return {
+    kex: applyAlgorithmSetting(kexAlgorithms, settings.kex),
+    hostKey: applyAlgorithmSetting(signatureAlgorithms, settings.hostKey),
+    cipher: applyAlgorithmSetting(cipherAlgorithms, settings.cipher),
+    mac: applyAlgorithmSetting(macAlgorithms, settings.mac),
+    compression: applyAlgorithmSetting(compressionAlgorithms, settings.compression ?? 'none'),
+  };
+}
+
+export interface HostKeyContext {
+  readonly host: string;
+  readonly port: number;
+  readonly algorithm: string;
+}
+
+export interface ConnectOptions {
+  readonly host?: string;
+  readonly port?: number;
+  /** An existing byte stream to speak SSH over (a jump host's channel, a test pipe). */
+  readonly sock?: Duplex;
+  readonly username: string;
+  /** Keys held in memory. */
+  readonly privateKeys?: readonly SshPrivateKey[];
+  /** Other identities (agent keys, hardware keys): anything that can sign. */
+  readonly identities?: readonly ClientIdentity[];
+  readonly password?: string | ((attempt: number) => string | undefined | Promise<string | undefined>);
+  readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
+  /** Methods in order (default publickey, keyboard-interactive, password). */
+  readonly authMethods?: readonly string[];
+  /** Decide whether to trust the server's host key. */
+  readonly verifyHostKey: (key: SshPublicKey, context: HostKeyContext) => boolean | Promise<boolean>;
+  readonly algorithms?: AlgorithmSettings;
+  /** Milliseconds to wait for the connection to be ready (default 20 s). */
+  readonly readyTimeout?: number;
+  /** ServerAliveInterval in ms (0 = off) and ServerAliveCountMax (default 3). */
+  readonly keepaliveInterval?: number;
+  readonly keepaliveCountMax?: number;
+  readonly rekeyBytes?: number;
+  readonly rekeyIntervalMs?: number;
+  readonly signal?: AbortSignal;
+  /** Protocol-level log lines, like `ssh -vvv`; never contains secrets. */
+  readonly debug?: (line: string) => void;
+}
+
+export interface ClientEvents {
+  banner: [message: string];
+  rekey: [info: KexInfo];
+  close: [error: SshError | undefined];
+}
+
+function identityFromKey(key: SshPrivateKey): ClientIdentity {
+  return {
+    publicKey: key.publicKey,
+    source: `${key.type} key`,
+    sign: async (data, algorithm) => {
+      const signer = signatureAlgorithms.all.get(algorithm);
+      if (!signer || signer.keyType !== key.type) throw new Error(`cannot sign ${algorithm} with a ${key.type} key`);
+      return signer.sign(key, data);
+    },
+  };
+}
+
+export class SshClient extends EventEmitter<ClientEvents> {
+  private endpoint!: Endpoint;
+  private kexInfo: KexInfo | undefined;
+
+  private constructor() {
+    super();
+  }
+
+  /** Connect, verify the host key, authenticate. */
+  static connect(options: ConnectOptions): Promise<SshClient> {
+    const client = new SshClient();
+    return client.start(options);
+  }
+
+  get sessionId(): Buffer | undefined {
+    return this.kexInfo?.sessionId;
+  }
+
+  get algorithms(): KexInfo['algorithms'] | undefined {
+    return this.kexInfo?.algorithms;
+  }
+
+  get serverHostKey(): SshPublicKey | undefined {
+    return this.endpoint.transport.serverHostKey;
+  }
+
+  get serverIdentification(): string | undefined {
+    return this.endpoint.transport.peer?.line;
+  }
+
+  private start(options: ConnectOptions): Promise<SshClient> {
+    const host = options.host ?? 'localhost';
+    const port = options.port ?? 22;
+    return new Promise<SshClient>((resolve, reject) => {
+      let settled = false;
+      const finish = (error?: SshError | Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (error) {
+          this.endpoint?.disconnect(DisconnectReason.BY_APPLICATION, error.message);
+          reject(error);
+        } else resolve(this);
+      };
+      const timer = setTimeout(
+        () => finish(new TimeoutError(`timed out after ${options.readyTimeout ?? 20000} ms connecting to ${host}:${port}`)),
+        options.readyTimeout ?? 20000,
+      );
+      const onAbort = (): void => finish(options.signal!.reason instanceof Error ? options.signal!.reason : new Error('aborted'));
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+
+      let stream: Duplex;
+      if (options.sock) stream = options.sock;
+      else {
+        const socket: Socket = netConnect({ host, port });
+        socket.once('error', (error) => finish(new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, `connect to ${host} port ${port}: ${error.message}`, { cause: error })));
+        stream = socket;
+      }
+      let auth: AuthClient | undefined;
+      const identities = [...(options.privateKeys ?? []).map(identityFromKey), ...(options.identities ?? [])];
+      const password = options.password;
+      this.endpoint = new Endpoint(
+        stream,
+        {
+          role: 'client',
+          algorithms: resolveAlgorithms(options.algorithms),
+          identification: IDENTIFICATION,
+          verifyHostKey: (key, algorithm) => options.verifyHostKey(key, { host, port, algorithm }),
+          rekeyBytes: options.rekeyBytes,
+          rekeyIntervalMs: options.rekeyIntervalMs,
+        },
+        {
+          authMessage: (payload) => auth?.receive(payload),
+          ready: (info) => {
+            this.kexInfo = info;
+            this.endpoint.transport.requestService('ssh-userauth');
+          },
+          serviceAccepted: (service) => {
+            if (service !== 'ssh-userauth' || auth) return;
+            const transport = this.endpoint.transport;
+            const sigAlgs = transport.peerExtensions.get('server-sig-algs')?.toString('latin1').split(',');
+            const hostbound = transport.peerExtensions.get('publickey-hostbound@openssh.com')?.toString() === '0';
+            auth = new AuthClient(
+              {
+                user: options.username,
+                sessionId: this.kexInfo!.sessionId,
+                methods: options.authMethods,
+                identities,
+                password: typeof password === 'string' ? (attempt) => (attempt === 1 ? password : undefined) : password,
+                keyboardInteractive: options.keyboardInteractive,
+                serverSigAlgs: sigAlgs,
+                hostboundKey: hostbound ? transport.serverHostKey?.blob : undefined,
+              },
+              {
+                send: (payload) => transport.send(payload),
+                success: () => {
+                  transport.setAuthenticated();
+                  this.endpoint.startConnection();
+                  this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
+                  finish();
+                },
+                fail: (error) => finish(error),
+                banner: (message) => this.emit('banner', message),
+                debug: options.debug,
+              },
+            );
+            auth.start();
+          },
+          closed: (error) => {
+            if (!settled) finish(error ?? new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'connection closed before authentication'));
+            this.emit('close', error);
+          },
+          muxHandler: () => ({
+            // A client accepts no channels unless a forwarding asked for them (see forwardIn).
+            openRequested: (request) => this.incomingChannel(request.type, request.data),
+            globalRequest: (name) => {
+              options.debug?.(`server global request ${name} refused`);
+              return false;
+            },
+          }),
+          debug: options.debug,
+        },
+      );
+      this.endpoint.on('rekey', (info: KexInfo) => this.emit('rekey', info));
+      this.endpoint.start();
+    });
+  }
+
+  private incomingChannel(type: string, _data: Buffer) {
+    return { reason: ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, description: `${type} channels are not accepted` } as const;
+  }
+
+  private get mux() {
+    const mux = this.endpoint.mux;
+    if (!mux || this.endpoint.isClosed) throw new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'not connected');
+    return mux;
+  }
+
+  /** Open a session channel. */
+  async openSession(): Promise<ClientSession> {
+    return ClientSession.open(this.mux);
+  }
+
+  /** Run a command; resolves when it exits, with its output and exit status. */
+  async exec(command: string, options: { stdin?: string | Buffer; pty?: PtyOptions; env?: Record<string, string> } = {}): Promise<ExecResult> {
+    const session = await this.openSession();
+    return session.run(command, options);
+  }
+
+  /** Start a command and return its session stream (stdout; `.stderr`; 'exit' event). */
+  async execStream(command: string, options: { pty?: PtyOptions; env?: Record<string, string> } = {}): Promise<ClientSession> {
+    const session = await this.openSession();
+    await session.start('exec', command, options);
+    return session;
+  }
+
+  /** An interactive shell, with a pseudo-terminal unless `pty: false`. */
+  async shell(options: { pty?: PtyOptions | false; env?: Record<string, string> } = {}): Promise<ClientSession> {
+    const session = await this.openSession();
+    await session.start('shell', undefined, { pty: options.pty === false ? undefined : (options.pty ?? {}), env: options.env });
+    return session;
+  }
+
+  /** A subsystem such as `sftp` or `netconf`. */
+  async subsystem(name: string): Promise<ClientSession> {
+    const session = await this.openSession();
+    await session.start('subsystem', name, {});
+    return session;
+  }
+
+  /** Ask the server to connect to host:port for us (direct-tcpip, ssh -L). */
+  async forwardOut(host: string, port: number, originHost = '127.0.0.1', originPort = 0): Promise<ChannelStream> {
+    const data = new Writer(64).string(host).uint32(port).string(originHost).uint32(originPort).finish();
+    let stream!: ChannelStream;
+    await this.mux.open('direct-tcpip', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
+    return stream;
+  }
+
+  /** Send a global request; resolves with the reply data, or false if refused. */
+  globalRequest(name: string, data: Buffer = Buffer.alloc(0)): Promise<Buffer | false> {
+    return this.mux.globalRequest(name, data, true);
+  }
+
+  /** Start a key re-exchange. */
+  rekey(): void {
+    this.endpoint.transport.rekey();
+  }
+
+  /** Disconnect cleanly; resolves once closed. */
+  end(): Promise<void> {
+    if (this.endpoint.isClosed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.once('close', () => resolve());
+      this.endpoint.disconnect();
+    });
+  }
+}
+
+export function connect(options: ConnectOptions): Promise<SshClient> {
+  return SshClient.connect(options);
+}
+
+export { HostKeyError };

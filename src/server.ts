@@ -1,0 +1,252 @@
+/**
+ * The SSH server: `createServer(options)` listens (or serves any stream, as `sshd -i` does),
+ * runs the transport and authentication for each connection through the application's hooks,
+ * and hands it typed sessions and channel requests.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer as netCreateServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Endpoint } from './endpoint.js';
+import { AuthServer, type ServerAuthHooks } from './auth/server.js';
+import type { MethodPolicy } from './auth/policy.js';
+import type { SshPrivateKey } from './algorithms/types.js';
+import type { KexInfo } from './transport/transport.js';
+import { resolveAlgorithms, IDENTIFICATION, type AlgorithmSettings } from './client.js';
+import { ChannelOpenFailure, type ChannelOpenFailureCode } from './connection/messages.js';
+import type { MuxChannel, OpenDecision } from './connection/mux.js';
+import { ServerSession } from './server-session.js';
+import { ChannelStream } from './channel.js';
+import { DisconnectReason, SshError, TimeoutError } from './errors.js';
+import { Reader } from './wire/reader.js';
+
+export interface ServerOptions {
+  readonly hostKeys: readonly SshPrivateKey[];
+  readonly auth: ServerAuthHooks;
+  readonly algorithms?: AlgorithmSettings;
+  /** Methods offered; default: those with hooks. */
+  readonly authMethods?: readonly string[];
+  readonly authenticationMethods?: MethodPolicy;
+  readonly maxAuthTries?: number;
+  /** Drop connections not authenticated within this time (ms, default 120 s as OpenSSH). 0 = never. */
+  readonly loginGraceTime?: number;
+  readonly banner?: string;
+  /** ClientAliveInterval (ms, 0 = off) and ClientAliveCountMax (default 3). */
+  readonly keepaliveInterval?: number;
+  readonly keepaliveCountMax?: number;
+  readonly rekeyBytes?: number;
+  readonly rekeyIntervalMs?: number;
+  readonly debug?: (line: string, connection: ServerConnection) => void;
+}
+
+export interface DirectTcpipRequest {
+  readonly host: string;
+  readonly port: number;
+  readonly originHost: string;
+  readonly originPort: number;
+}
+
+export interface ServerConnectionEvents {
+  authenticated: [user: string, methods: readonly string[]];
+  session: [session: ServerSession];
+  'direct-tcpip': [request: DirectTcpipRequest, accept: () => ChannelStream, reject: (reason?: ChannelOpenFailureCode, description?: string) => void];
+  'global-request': [name: string, data: Buffer, reply: (result: boolean | Buffer) => void];
+  rekey: [info: KexInfo];
+  close: [error: SshError | undefined];
+}
+
+/** One client connection on the server. */
+export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
+  readonly endpoint: Endpoint;
+  user: string | undefined;
+  kexInfo: KexInfo | undefined;
+  private auth: AuthServer | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    stream: Duplex,
+    readonly remoteAddress: string | undefined,
+    readonly remotePort: number | undefined,
+    options: ServerOptions,
+  ) {
+    super();
+    this.endpoint = new Endpoint(
+      stream,
+      {
+        role: 'server',
+        algorithms: resolveAlgorithms(options.algorithms),
+        identification: IDENTIFICATION,
+        hostKeys: options.hostKeys,
+        rekeyBytes: options.rekeyBytes,
+        rekeyIntervalMs: options.rekeyIntervalMs,
+        services: ['ssh-userauth'],
+      },
+      {
+        authMessage: (payload) => {
+          if (!this.auth) {
+            this.endpoint.disconnect(DisconnectReason.PROTOCOL_ERROR, 'userauth request before the ssh-userauth service was requested');
+            return;
+          }
+          this.auth.receive(payload);
+        },
+        ready: (info) => (this.kexInfo = info),
+        serviceStarted: () => {
+          const transport = this.endpoint.transport;
+          this.auth = new AuthServer(
+            {
+              sessionId: transport.sessionId!,
+              hostKeyBlob: transport.serverHostKey?.blob,
+              hooks: options.auth,
+              methods: options.authMethods,
+              authenticationMethods: options.authenticationMethods,
+              maxAuthTries: options.maxAuthTries,
+              banner: options.banner,
+            },
+            {
+              send: (payload) => transport.send(payload),
+              success: (user, methods) => {
+                transport.setAuthenticated();
+                clearTimeout(this.graceTimer);
+                this.user = user;
+                this.endpoint.startConnection();
+                this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
+                this.emit('authenticated', user, methods);
+              },
+              fail: (error) => this.endpoint.disconnect(error.reason, error.message, error),
+            },
+          );
+        },
+        closed: (error) => {
+          clearTimeout(this.graceTimer);
+          this.emit('close', error);
+        },
+        muxHandler: () => ({
+          openRequested: (request, channel) => this.openRequested(request.type, request.data, channel),
+          globalRequest: (name, _wantReply, data) => this.globalRequest(name, data),
+        }),
+        debug: options.debug ? (line) => options.debug!(line, this) : undefined,
+      },
+    );
+    this.endpoint.on('rekey', (info: KexInfo) => this.emit('rekey', info));
+    const grace = options.loginGraceTime ?? 120_000;
+    if (grace > 0) {
+      this.graceTimer = setTimeout(() => {
+        const error = new TimeoutError(`Timeout before authentication for ${remoteAddress ?? 'client'} port ${remotePort ?? 0}`);
+        this.endpoint.disconnect(DisconnectReason.BY_APPLICATION, 'login grace time exceeded', error);
+      }, grace);
+      this.graceTimer.unref();
+    }
+  }
+
+  get sessionId(): Buffer | undefined {
+    return this.kexInfo?.sessionId;
+  }
+
+  get algorithms(): KexInfo['algorithms'] | undefined {
+    return this.kexInfo?.algorithms;
+  }
+
+  start(): void {
+    this.endpoint.start();
+  }
+
+  end(): void {
+    this.endpoint.disconnect();
+  }
+
+  private openRequested(type: string, data: Buffer, channel: MuxChannel): OpenDecision | Promise<OpenDecision> {
+    const refuse = (reason: ChannelOpenFailureCode, description: string): OpenDecision => ({ reason, description });
+    if (type === 'session') {
+      if (this.listenerCount('session') === 0) return refuse(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'sessions are not accepted');
+      const session = new ServerSession(channel);
+      // Announced once the confirmation has gone out.
+      queueMicrotask(() => this.emit('session', session));
+      return { accept: session.events };
+    }
+    if (type === 'direct-tcpip') {
+      const r = new Reader(data, 0, data.length, 'direct-tcpip');
+      const request: DirectTcpipRequest = { host: r.utf8(), port: r.uint32(), originHost: r.utf8(), originPort: r.uint32() };
+      r.done();
+      if (this.listenerCount('direct-tcpip') === 0) return refuse(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'port forwarding is disabled');
+      return new Promise<OpenDecision>((resolve) => {
+        this.emit(
+          'direct-tcpip',
+          request,
+          () => {
+            const stream = new ChannelStream(channel, false, { closeWhenDone: true });
+            resolve({ accept: stream.events });
+            return stream;
+          },
+          (reason = ChannelOpenFailure.CONNECT_FAILED, description = 'connect failed') => resolve(refuse(reason, description)),
+        );
+      });
+    }
+    return refuse(ChannelOpenFailure.UNKNOWN_CHANNEL_TYPE, `unknown channel type ${type}`);
+  }
+
+  private globalRequest(name: string, data: Buffer): boolean | Buffer | Promise<boolean | Buffer> {
+    if (name === 'keepalive@openssh.com') return false; // any reply proves us alive; OpenSSH replies failure
+    if (this.listenerCount('global-request') === 0) return false;
+    return new Promise((resolve) => this.emit('global-request', name, data, resolve));
+  }
+}
+
+export interface SshServerEvents {
+  connection: [connection: ServerConnection];
+  error: [error: Error];
+  close: [];
+}
+
+/** Listens for connections (or takes streams) and serves each with the same options. */
+export class SshServer extends EventEmitter<SshServerEvents> {
+  private netServer: NetServer | undefined;
+  private readonly connections = new Set<ServerConnection>();
+
+  constructor(readonly options: ServerOptions) {
+    super();
+    if (options.hostKeys.length === 0) throw new RangeError('createServer needs at least one host key');
+  }
+
+  /** Serve one connection over any byte stream (inetd mode, tests, a custom transport). */
+  handle(stream: Duplex, remoteAddress?: string, remotePort?: number): ServerConnection {
+    const connection = new ServerConnection(stream, remoteAddress, remotePort, this.options);
+    this.connections.add(connection);
+    connection.once('close', () => this.connections.delete(connection));
+    this.emit('connection', connection);
+    connection.start();
+    return connection;
+  }
+
+  /** Listen on host:port (port 0 picks a free one); resolves with the bound address. */
+  listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const server = netCreateServer((socket: Socket) => {
+        socket.setNoDelay(true);
+        socket.on('error', () => {}); // the connection reports it; one bad socket never hurts the server
+        this.handle(socket, socket.remoteAddress, socket.remotePort);
+      });
+      this.netServer = server;
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (error) => this.emit('error', error));
+        resolve(server.address() as AddressInfo);
+      });
+    });
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Stop listening and disconnect every client; resolves when all are closed. */
+  async close(): Promise<void> {
+    const closing = this.netServer ? new Promise<void>((resolve) => this.netServer!.close(() => resolve())) : Promise.resolve();
+    for (const connection of this.connections) connection.end();
+    await closing;
+    this.emit('close');
+  }
+}
+
+export function createServer(options: ServerOptions): SshServer {
+  return new SshServer(options);
+}

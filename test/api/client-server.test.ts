@@ -1,0 +1,197 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type ConnectOptions } from '../../src/client.js';
+import { createServer, type ServerOptions, type SshServer } from '../../src/server.js';
+import { generatePrivateKey } from '../../src/keys/private-key.js';
+import { MethodPolicy } from '../../src/auth/policy.js';
+import type { SshPrivateKey } from '../../src/algorithms/types.js';
+import { SshError } from '../../src/errors.js';
+
+let keysPromise: Promise<{ host: SshPrivateKey; alice: SshPrivateKey; stranger: SshPrivateKey; rsa: SshPrivateKey }> | undefined;
+function keys() {
+  keysPromise ??= (async () => ({
+    host: await generatePrivateKey('ed25519'),
+    alice: await generatePrivateKey('ed25519'),
+    stranger: await generatePrivateKey('ecdsa-p256'),
+    rsa: await generatePrivateKey('rsa', 2048),
+  }))();
+  return keysPromise;
+}
+
+/** A server whose sessions run a tiny command language: `echo X`, `exit N`, `cat`. */
+async function startServer(t: { after(fn: () => unknown): void }, options: Partial<ServerOptions> = {}): Promise<{ server: SshServer; port: number }> {
+  const k = await keys();
+  const server = createServer({
+    hostKeys: [k.host],
+    auth: {
+      publicKeyAllowed: ({ user, key }) => user === 'alice' && (key.blob.equals(k.alice.publicKey.blob) || key.blob.equals(k.rsa.publicKey.blob)),
+      password: ({ user, password }) => (user === 'alice' && password === 'secret' ? 'success' : 'failure'),
+    },
+    ...options,
+  });
+  server.on('connection', (connection) => {
+    connection.on('session', (session) => {
+      session.on('exec', (request) => {
+        request.accept();
+        const command = request.details.command;
+        if (command.startsWith('echo ')) {
+          session.write(command.slice(5) + '\n');
+          session.stderr.write('to stderr\n');
+          session.exit(0);
+        } else if (command.startsWith('exit ')) {
+          session.exit(Number(command.slice(5)));
+        } else if (command === 'cat') {
+          session.pipe(session, { end: false });
+          session.on('end', () => session.exit(0));
+        } else {
+          session.stderr.write(`unknown command ${command}\n`);
+          session.exit(127);
+        }
+      });
+    });
+  });
+  const address = await server.listen(0);
+  t.after(() => server.close());
+  return { server, port: address.port };
+}
+
+async function baseOptions(port: number): Promise<ConnectOptions> {
+  const k = await keys();
+  return {
+    host: '127.0.0.1',
+    port,
+    username: 'alice',
+    verifyHostKey: (key) => key.blob.equals(k.host.publicKey.blob),
+  };
+}
+
+describe('our client and our server over TCP', () => {
+  test('publickey login, exec with stdout, stderr and exit status', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice] });
+    const result = await client.exec('echo hello world');
+    assert.equal(result.stdout.toString(), 'hello world\n');
+    assert.equal(result.stderr.toString(), 'to stderr\n');
+    assert.equal(result.code, 0);
+    assert.equal((await client.exec('exit 42')).code, 42);
+    await client.end();
+  });
+
+  test('stdin reaches the command and comes back byte-exact', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice] });
+    const input = Buffer.alloc(5 * 1024 * 1024);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 7 + (i >> 11)) & 0xff;
+    const result = await client.exec('cat', { stdin: input });
+    assert.equal(result.stdout.length, input.length);
+    assert.ok(result.stdout.equals(input));
+    await client.end();
+  });
+
+  test('rsa-sha2-512 is chosen for an RSA key from server-sig-algs', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const lines: string[] = [];
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.rsa], debug: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => /Offering public key: .* rsa-sha2-512/.test(l)), lines.join('\n'));
+    await client.end();
+  });
+
+  test('password login, and a wrong password is refused with the methods that remain', async (t) => {
+    const { port } = await startServer(t);
+    const client = await connect({ ...(await baseOptions(port)), password: 'secret' });
+    assert.equal((await client.exec('echo ok')).stdout.toString(), 'ok\n');
+    await client.end();
+    await assert.rejects(connect({ ...(await baseOptions(port)), password: 'wrong' }), (error: unknown) => {
+      assert.ok(error instanceof SshError);
+      assert.equal(error.message, 'Permission denied (publickey,password).');
+      return true;
+    });
+  });
+
+  test('an unknown user gets exactly the answer a wrong password gets', async (t) => {
+    const { port } = await startServer(t);
+    const wrongPassword = await connect({ ...(await baseOptions(port)), password: 'nope' }).catch((e: Error) => e.message);
+    const unknownUser = await connect({ ...(await baseOptions(port)), username: 'mallory', password: 'secret' }).catch((e: Error) => e.message);
+    assert.equal(unknownUser, wrongPassword);
+  });
+
+  test('a key the server does not accept is refused, and a stranger key never gets a signature request', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const lines: string[] = [];
+    await assert.rejects(connect({ ...(await baseOptions(port)), privateKeys: [k.stranger], debug: (l) => lines.push(l) }), /Permission denied \(publickey,password\)\./);
+    assert.ok(!lines.some((l) => /Server accepts key/.test(l)));
+  });
+
+  test('keyboard-interactive with two rounds', async (t) => {
+    const { port } = await startServer(t, {
+      auth: {
+        keyboardInteractive: async ({ user }, prompt) => {
+          const [code] = await prompt({ name: 'OTP', instruction: 'first round', prompts: [{ prompt: 'Code: ', echo: true }] });
+          const [pin] = await prompt({ name: '', instruction: '', prompts: [{ prompt: 'PIN: ', echo: false }] });
+          return user === 'alice' && code === '123' && pin === '9' ? 'success' : 'failure';
+        },
+      },
+    });
+    const seen: string[] = [];
+    const client = await connect({
+      ...(await baseOptions(port)),
+      keyboardInteractive: (request) => {
+        seen.push(request.prompts.map((p) => p.prompt).join('|'));
+        return request.prompts[0]!.prompt === 'Code: ' ? ['123'] : ['9'];
+      },
+    });
+    assert.deepEqual(seen, ['Code: ', 'PIN: ']);
+    await client.end();
+  });
+
+  test('multi-factor: publickey then password, with partial success', async (t) => {
+    const { port } = await startServer(t, { authenticationMethods: MethodPolicy.parse('publickey,password') });
+    const k = await keys();
+    await assert.rejects(connect({ ...(await baseOptions(port)), privateKeys: [k.alice] }), /Permission denied \(password\)\./);
+    const lines: string[] = [];
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice], password: 'secret', debug: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => /partial success/.test(l)));
+    await client.end();
+  });
+
+  test('too many failures end the connection with the reason', async (t) => {
+    const { port } = await startServer(t, { maxAuthTries: 2 });
+    let attempts = 0;
+    await assert.rejects(
+      connect({ ...(await baseOptions(port)), password: () => `guess${++attempts}` }),
+      (error: unknown) => error instanceof SshError && /Too many authentication failures/.test(error.message),
+    );
+    assert.equal(attempts, 2);
+  });
+
+  test('the login grace time drops a client that never authenticates', async (t) => {
+    const { server, port } = await startServer(t, {
+      loginGraceTime: 200,
+      auth: {
+        keyboardInteractive: async (_request, prompt) => {
+          await prompt({ name: '', instruction: '', prompts: [{ prompt: 'Code: ', echo: false }] });
+          return 'failure' as const;
+        },
+      },
+    });
+    const closed = new Promise<SshError | undefined>((resolve) => server.once('connection', (c) => c.once('close', resolve)));
+    await assert.rejects(
+      connect({ ...(await baseOptions(port)), keyboardInteractive: () => new Promise(() => {}), authMethods: ['keyboard-interactive'] }),
+      /login grace time exceeded/,
+    );
+    const error = await closed;
+    assert.match(String(error?.message), /Timeout before authentication/);
+  });
+
+  test('a host key the client does not trust ends the connection before authentication', async (t) => {
+    const { port } = await startServer(t);
+    await assert.rejects(
+      connect({ ...(await baseOptions(port)), verifyHostKey: () => false, password: 'secret' }),
+      (error: unknown) => error instanceof SshError && error.code === 'ERR_SSH_HOST_KEY',
+    );
+  });
+});
