@@ -24,6 +24,9 @@ import { ClientSession, type ExecResult, type PtyOptions } from './client-sessio
 import { ChannelStream } from './channel.js';
 import { HostKeyError, SshError, TimeoutError, DisconnectReason } from './errors.js';
 import { Writer } from './wire/writer.js';
+import { HostKeyVerifier, type StrictHostKeyChecking } from './keys/host-key-verifier.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
 export const IDENTIFICATION = `SSH-2.0-tssh_${VERSION}`;
@@ -67,8 +70,13 @@ export interface ConnectOptions {
   readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
   /** Methods in order (default publickey, keyboard-interactive, password). */
   readonly authMethods?: readonly string[];
-  /** Decide whether to trust the server's host key. */
-  readonly verifyHostKey: (key: SshPublicKey, context: HostKeyContext) => boolean | Promise<boolean>;
+  /**
+   * Decide whether to trust the server's host key yourself. Without it the key is checked
+   * against known_hosts (see `knownHosts`): host key checking is never off by default.
+   */
+  readonly verifyHostKey?: (key: SshPublicKey, context: HostKeyContext) => boolean | Promise<boolean>;
+  /** known_hosts checking (default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, policy strict). */
+  readonly knownHosts?: KnownHostsOptions;
   readonly algorithms?: AlgorithmSettings;
   /** Milliseconds to wait for the connection to be ready (default 20 s). */
   readonly readyTimeout?: number;
@@ -80,6 +88,30 @@ export interface ConnectOptions {
   readonly signal?: AbortSignal;
   /** Protocol-level log lines, like `ssh -vvv`; never contains secrets. */
   readonly debug?: (line: string) => void;
+}
+
+export interface KnownHostsOptions {
+  /** UserKnownHostsFile list; new keys are written to the first (default ~/.ssh/known_hosts, ~/.ssh/known_hosts2). */
+  readonly files?: readonly string[];
+  /** GlobalKnownHostsFile list (default /etc/ssh/ssh_known_hosts, /etc/ssh/ssh_known_hosts2). */
+  readonly globalFiles?: readonly string[];
+  /** StrictHostKeyChecking: 'strict' (default) refuses unknown keys, 'accept-new' records them, 'off' accepts anything. */
+  readonly policy?: StrictHostKeyChecking;
+  /** HashKnownHosts for entries we write. */
+  readonly hash?: boolean;
+  /** Warnings such as "permanently added … to the list of known hosts". */
+  readonly onWarning?: (message: string) => void;
+}
+
+function knownHostsVerifier(options: KnownHostsOptions = {}, host: string, port: number): (key: SshPublicKey) => Promise<boolean> {
+  const home = homedir();
+  return new HostKeyVerifier({
+    userKnownHostsFiles: options.files ?? [join(home, '.ssh', 'known_hosts'), join(home, '.ssh', 'known_hosts2')],
+    globalKnownHostsFiles: options.globalFiles ?? ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
+    policy: options.policy ?? 'strict',
+    hashKnownHosts: options.hash,
+    onWarning: options.onWarning,
+  }).callback(host, port);
 }
 
 export interface ClientEvents {
@@ -161,6 +193,8 @@ export class SshClient extends EventEmitter<ClientEvents> {
         stream = socket;
       }
       let auth: AuthClient | undefined;
+      const verifyHostKey = options.verifyHostKey;
+      const knownHosts = knownHostsVerifier(options.knownHosts, host, port);
       const identities = [...(options.privateKeys ?? []).map(identityFromKey), ...(options.identities ?? [])];
       const password = options.password;
       this.endpoint = new Endpoint(
@@ -169,7 +203,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
           role: 'client',
           algorithms: resolveAlgorithms(options.algorithms),
           identification: IDENTIFICATION,
-          verifyHostKey: (key, algorithm) => options.verifyHostKey(key, { host, port, algorithm }),
+          verifyHostKey: (key, algorithm) => (verifyHostKey ? verifyHostKey(key, { host, port, algorithm }) : knownHosts(key)),
           rekeyBytes: options.rekeyBytes,
           rekeyIntervalMs: options.rekeyIntervalMs,
         },

@@ -146,7 +146,9 @@ export class HostKeyVerifier {
   ): Promise<HostKeyVerdict> {
     const offered = `${key.type} ${sha256Fingerprint(key)}`;
     if (this.options.policy === 'strict') {
-      throw new HostKeyError(`no host key is known for ${name} and StrictHostKeyChecking is strict (the server offered ${offered})`);
+      throw new HostKeyError(
+        `no host key is known for ${name} and StrictHostKeyChecking is strict (the server offered ${offered}); if you trust it, add it to known_hosts or connect once with StrictHostKeyChecking=accept-new`,
+      );
     }
     if (!recordable) {
       throw new HostKeyError(`no host key is known for ${name}, and a name with any of @?*#[]|'"\\ is never recorded (the server offered ${offered})`);

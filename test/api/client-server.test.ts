@@ -6,6 +6,9 @@ import { generatePrivateKey } from '../../src/keys/private-key.js';
 import { MethodPolicy } from '../../src/auth/policy.js';
 import type { SshPrivateKey } from '../../src/algorithms/types.js';
 import { SshError } from '../../src/errors.js';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let keysPromise: Promise<{ host: SshPrivateKey; alice: SshPrivateKey; stranger: SshPrivateKey; rsa: SshPrivateKey }> | undefined;
 function keys() {
@@ -185,6 +188,30 @@ describe('our client and our server over TCP', () => {
     );
     const error = await closed;
     assert.match(String(error?.message), /Timeout before authentication/);
+  });
+
+  test('by default the host key is checked against known_hosts: unknown refused, accept-new records, a changed key is refused', async (t) => {
+    const { port } = await startServer(t);
+    const dir = await mkdtemp(join(tmpdir(), 'tssh-kh-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'known_hosts');
+    const { verifyHostKey: _unused, ...options } = await baseOptions(port);
+    await assert.rejects(
+      connect({ ...options, password: 'secret', knownHosts: { files: [file], globalFiles: [] } }),
+      /no host key is known for \[127\.0\.0\.1\]:\d+ and StrictHostKeyChecking is strict/,
+    );
+    const client = await connect({ ...options, password: 'secret', knownHosts: { files: [file], globalFiles: [], policy: 'accept-new' } });
+    await client.end();
+    assert.match(await readFile(file, 'utf8'), /^\[127\.0\.0\.1\]:\d+ ssh-ed25519 AAAA/);
+    const again = await connect({ ...options, password: 'secret', knownHosts: { files: [file], globalFiles: [] } });
+    await again.end();
+    const other = await generatePrivateKey('ed25519');
+    const { port: port2 } = await startServer(t, { hostKeys: [other] });
+    await writeFile(file, (await readFile(file, 'utf8')).replace(`]:${port} `, `]:${port2} `));
+    await assert.rejects(
+      connect({ ...options, port: port2, password: 'secret', knownHosts: { files: [file], globalFiles: [] } }),
+      new RegExp(`host key for \\[127\\.0\\.0\\.1\\]:${port2} has changed: expected SHA256:.*, got SHA256:.* \\(offending key in ${file.replace(/[.]/g, '\\.')}:1\\)`),
+    );
   });
 
   test('a host key the client does not trust ends the connection before authentication', async (t) => {
