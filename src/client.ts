@@ -26,6 +26,9 @@ import { HostKeyError, SshError, TimeoutError, DisconnectReason } from './errors
 import { Writer } from './wire/writer.js';
 import { HostKeyVerifier, type StrictHostKeyChecking } from './keys/host-key-verifier.js';
 import { homedir } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { AgentClient, type SshAgent } from './keys/agent.js';
+import { parsePrivateKeyFile } from './keys/private-key-file.js';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -64,7 +67,13 @@ export interface ConnectOptions {
   readonly username: string;
   /** Keys held in memory. */
   readonly privateKeys?: readonly SshPrivateKey[];
-  /** Other identities (agent keys, hardware keys): anything that can sign. */
+  /** Private key files (OpenSSH, PEM, PKCS#8, PuTTY), read when publickey is tried. */
+  readonly privateKeyFiles?: readonly string[];
+  /** The passphrase for encrypted key files: a string, or asked for each file that needs one. */
+  readonly passphrase?: string | ((path: string) => string | Promise<string>);
+  /** An SSH agent: a socket path (e.g. process.env.SSH_AUTH_SOCK) or any SshAgent. Its keys are tried first. */
+  readonly agent?: string | SshAgent;
+  /** Other identities (hardware keys, custom signers): anything that can sign. */
   readonly identities?: readonly ClientIdentity[];
   readonly password?: string | ((attempt: number) => string | undefined | Promise<string | undefined>);
   readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
@@ -132,6 +141,43 @@ function identityFromKey(key: SshPrivateKey): ClientIdentity {
   };
 }
 
+async function agentIdentities(agent: string | SshAgent | undefined, debug?: (line: string) => void): Promise<ClientIdentity[]> {
+  if (agent === undefined) return [];
+  const client: SshAgent = typeof agent === 'string' ? new AgentClient({ socketPath: agent }) : agent;
+  try {
+    const list = await client.listIdentities();
+    return list.map((identity) => ({
+      publicKey: identity.publicKey,
+      source: `agent: ${identity.comment}`,
+      sign: (data, algorithm) => client.sign(identity.publicKey.blob, data, algorithm),
+    }));
+  } catch (error) {
+    debug?.(`agent: ${(error as Error).message}`);
+    return [];
+  }
+}
+
+async function keyFileIdentities(
+  paths: readonly string[],
+  passphrase: ConnectOptions['passphrase'],
+  debug?: (line: string) => void,
+): Promise<ClientIdentity[]> {
+  const out: ClientIdentity[] = [];
+  for (const path of paths) {
+    try {
+      const data = await readFile(path);
+      const parsed = await parsePrivateKeyFile(data, {
+        passphrase: typeof passphrase === 'function' ? async () => passphrase(path) : passphrase,
+      });
+      out.push({ ...identityFromKey(parsed.key), source: path });
+    } catch (error) {
+      // ssh goes on with its other identities when one key cannot be loaded; so do we.
+      debug?.(`Load key "${path}": ${(error as Error).message}`);
+    }
+  }
+  return out;
+}
+
 export class SshClient extends EventEmitter<ClientEvents> {
   private endpoint!: Endpoint;
   private kexInfo: KexInfo | undefined;
@@ -195,7 +241,12 @@ export class SshClient extends EventEmitter<ClientEvents> {
       let auth: AuthClient | undefined;
       const verifyHostKey = options.verifyHostKey;
       const knownHosts = knownHostsVerifier(options.knownHosts, host, port);
-      const identities = [...(options.privateKeys ?? []).map(identityFromKey), ...(options.identities ?? [])];
+      const identities = async (): Promise<ClientIdentity[]> => [
+        ...(await agentIdentities(options.agent, options.debug)),
+        ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
+        ...(await keyFileIdentities(options.privateKeyFiles ?? [], options.passphrase, options.debug)),
+        ...(options.identities ?? []),
+      ];
       const password = options.password;
       this.endpoint = new Endpoint(
         stream,

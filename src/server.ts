@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { createServer as netCreateServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Endpoint } from './endpoint.js';
-import { AuthServer, type ServerAuthHooks } from './auth/server.js';
+import { AuthServer, type AuthLogEvent, type ServerAuthHooks } from './auth/server.js';
 import type { MethodPolicy } from './auth/policy.js';
 import type { SshPrivateKey } from './algorithms/types.js';
 import type { KexInfo } from './transport/transport.js';
@@ -21,7 +21,8 @@ import { Reader } from './wire/reader.js';
 
 export interface ServerOptions {
   readonly hostKeys: readonly SshPrivateKey[];
-  readonly auth: ServerAuthHooks;
+  /** The authentication hooks, or a function making them per connection (to see its address). */
+  readonly auth: ServerAuthHooks | ((connection: ServerConnection) => ServerAuthHooks);
   readonly algorithms?: AlgorithmSettings;
   /** Methods offered; default: those with hooks. */
   readonly authMethods?: readonly string[];
@@ -36,6 +37,8 @@ export interface ServerOptions {
   readonly rekeyBytes?: number;
   readonly rekeyIntervalMs?: number;
   readonly debug?: (line: string, connection: ServerConnection) => void;
+  /** Each accepted, partial or failed attempt, for logs like sshd's `Accepted publickey for alice`. */
+  readonly authLog?: (event: AuthLogEvent, connection: ServerConnection) => void;
 }
 
 export interface DirectTcpipRequest {
@@ -95,7 +98,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
             {
               sessionId: transport.sessionId!,
               hostKeyBlob: transport.serverHostKey?.blob,
-              hooks: options.auth,
+              hooks: typeof options.auth === 'function' ? options.auth(this) : options.auth,
               methods: options.authMethods,
               authenticationMethods: options.authenticationMethods,
               maxAuthTries: options.maxAuthTries,
@@ -112,6 +115,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
                 this.emit('authenticated', user, methods);
               },
               fail: (error) => this.endpoint.disconnect(error.reason, error.message, error),
+              log: options.authLog ? (event) => options.authLog!(event, this) : undefined,
             },
           );
         },

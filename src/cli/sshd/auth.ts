@@ -1,0 +1,162 @@
+/**
+ * tsshd's authentication policy, built from sshd_config: who may log in (AllowUsers,
+ * DenyUsers, groups, PermitRootLogin), publickey through AuthorizedKeysFile with its options,
+ * password and keyboard-interactive through the password file (or PAM when available), with an
+ * unknown or refused user treated exactly like a wrong password.
+ */
+import { stat } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import type { ServerAuthHooks } from '../../auth/server.js';
+import type { SshPublicKey } from '../../algorithms/types.js';
+import { loadAuthorizedKeysFile, findAuthorizedKey, type KeyOptions } from '../../keys/authorized-keys.js';
+import { matchPattern } from '../../keys/patterns.js';
+import type { SshdSettings } from '../config/sshd-config.js';
+import { expandAuthorizedKeysFile } from '../config/sshd-config.js';
+import { lookupUser, userGroups, type SystemUser } from './users.js';
+import { dummyPasswordHash, readPasswordFile, verifyPassword } from './password-file.js';
+
+export interface AuthPolicyContext {
+  /** The settings for this connection (after Match blocks for its address). */
+  readonly settings: (user: string) => SshdSettings;
+  readonly remoteAddress: string;
+  /** When not root, only this user (and password-file users) may log in. */
+  readonly onlyUser: SystemUser | undefined;
+  /** Extra authorized keys (the embedded default accepts ~/.ssh/*.pub too). */
+  readonly extraAuthorizedKeys?: (user: SystemUser) => Promise<readonly SshPublicKey[]>;
+  /** A one-time password for the embedded default, when no key is set up. */
+  readonly oneTimePassword?: { readonly user: string; readonly password: string };
+  /** PAM, when available and UsePAM is on (root only). */
+  readonly pam?: (user: string, password: string) => Promise<boolean>;
+  readonly log: (line: string) => void;
+}
+
+/** What authentication decided about the session that follows. */
+export interface AuthResultState {
+  user: SystemUser | undefined;
+  /** The authorized_keys options of the key that logged in (restrictions to enforce). */
+  keyOptions: KeyOptions | undefined;
+}
+
+/** OpenSSH's allowed_user(): does the account exist and may it log in at all? */
+export function userMayLogIn(user: SystemUser | undefined, settings: SshdSettings, remoteAddress: string): string | undefined {
+  if (!user) return 'invalid user';
+  if (settings.denyUsers.some((p) => userPatternMatches(p, user.name, remoteAddress))) return 'listed in DenyUsers';
+  if (settings.allowUsers.length > 0 && !settings.allowUsers.some((p) => userPatternMatches(p, user.name, remoteAddress))) {
+    return 'not listed in AllowUsers';
+  }
+  if (settings.denyGroups.length > 0 || settings.allowGroups.length > 0) {
+    const groups = userGroups(user.name);
+    if (groups.some((g) => settings.denyGroups.some((p) => matchPattern(g, p)))) return 'in a group listed in DenyGroups';
+    if (settings.allowGroups.length > 0 && !groups.some((g) => settings.allowGroups.some((p) => matchPattern(g, p)))) {
+      return 'not in a group listed in AllowGroups';
+    }
+  }
+  return undefined;
+}
+
+/** AllowUsers entries may be `user@host` (the host part a pattern against the address). */
+function userPatternMatches(pattern: string, user: string, address: string): boolean {
+  const at = pattern.indexOf('@');
+  if (at < 0) return matchPattern(user, pattern);
+  return matchPattern(user, pattern.slice(0, at)) && matchPattern(address, pattern.slice(at + 1));
+}
+
+/** StrictModes: the file and its folder must not be writable by others, and owned by the user or root. */
+async function strictModesOk(path: string, user: SystemUser): Promise<boolean> {
+  try {
+    const info = await stat(path);
+    if (info.uid !== user.uid && info.uid !== 0) return false;
+    if ((info.mode & 0o022) !== 0) return false;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function createAuthHooks(context: AuthPolicyContext, state: AuthResultState): ServerAuthHooks {
+  const resolveUser = (name: string): { user: SystemUser | undefined; settings: SshdSettings; refused: string | undefined } => {
+    const settings = context.settings(name);
+    let user = lookupUser(name);
+    if (context.onlyUser && user && user.name !== context.onlyUser.name) user = undefined;
+    let refused = userMayLogIn(user, settings, context.remoteAddress);
+    if (!refused && user?.uid === 0 && settings.permitRootLogin === 'no') refused = 'root login refused (PermitRootLogin no)';
+    return { user, settings, refused };
+  };
+
+  const checkPassword = async (name: string, password: string): Promise<boolean> => {
+    const { user, settings, refused } = resolveUser(name);
+    if (!settings.passwordAuthentication && !settings.kbdInteractiveAuthentication) return false;
+    if (password === '' && !settings.permitEmptyPasswords) return false;
+    const otp = context.oneTimePassword;
+    if (otp && otp.user === name && !refused) return password === otp.password;
+    if (settings.passwordFile) {
+      const entries = await readPasswordFile(settings.passwordFile);
+      const hash = entries.get(name);
+      // The password-file user need not be a system user when we are not root.
+      const ok = await verifyPassword(password, hash ?? (await dummyPasswordHash()));
+      return ok && hash !== undefined && (refused === undefined || (context.onlyUser !== undefined && user === undefined));
+    }
+    if (refused || !user) {
+      await verifyPassword(password, await dummyPasswordHash());
+      return false;
+    }
+    if (user.uid === 0 && settings.permitRootLogin !== 'yes') return false;
+    if (context.pam && settings.usePAM) return context.pam(name, password);
+    return false;
+  };
+
+  return {
+    publicKeyAllowed: async ({ user: name, key }) => {
+      const { user, settings, refused } = resolveUser(name);
+      if (!settings.pubkeyAuthentication || refused || !user) return false;
+      for (const pattern of settings.authorizedKeysFile) {
+        if (pattern === 'none') continue;
+        const expanded = expandAuthorizedKeysFile(pattern, { home: user.home, user: user.name, uid: user.uid });
+        const path = isAbsolute(expanded) ? expanded : join(user.home, expanded);
+        if (settings.strictModes && !(await strictModesOk(path, user))) continue;
+        let file;
+        try {
+          file = await loadAuthorizedKeysFile(path);
+        } catch {
+          continue;
+        }
+        const result = findAuthorizedKey(file, key.blob, { remoteAddress: context.remoteAddress, now: new Date() });
+        if (result.found) {
+          state.keyOptions = result.entry.options;
+          return true;
+        }
+        for (const refusal of result.refused) context.log(`Authentication refused: ${refusal.message}`);
+      }
+      const extra = context.extraAuthorizedKeys ? await context.extraAuthorizedKeys(user) : [];
+      if (extra.some((k) => k.blob.equals(key.blob))) {
+        state.keyOptions = undefined;
+        return true;
+      }
+      return false;
+    },
+    publicKeyVerified: ({ user: name }) => {
+      state.user = resolveUser(name).user;
+      return 'success';
+    },
+    password: async ({ user: name, password }) => {
+      if (!context.settings(name).passwordAuthentication) return 'failure';
+      if (!(await checkPassword(name, password))) return 'failure';
+      state.user = resolveUser(name).user ?? passwordOnlyUser(name, context);
+      state.keyOptions = undefined;
+      return 'success';
+    },
+    keyboardInteractive: async ({ user: name }, prompt) => {
+      if (!context.settings(name).kbdInteractiveAuthentication) return 'failure';
+      const [password] = await prompt({ name: '', instruction: '', prompts: [{ prompt: 'Password: ', echo: false }] });
+      if (password === undefined || !(await checkPassword(name, password))) return 'failure';
+      state.user = resolveUser(name).user ?? passwordOnlyUser(name, context);
+      state.keyOptions = undefined;
+      return 'success';
+    },
+  };
+}
+
+/** A password-file user who is not a system user runs as the user tsshd runs as. */
+function passwordOnlyUser(name: string, context: AuthPolicyContext): SystemUser | undefined {
+  return context.onlyUser ? { ...context.onlyUser, name: context.onlyUser.name } : lookupUser(name);
+}

@@ -1,0 +1,234 @@
+/**
+ * The server tsshd runs: createServer() configured from sshd_config settings, with sessions that
+ * run the user's shell, forwarding under AllowTcpForwarding / PermitOpen / authorized_keys
+ * options, and sshd's log lines.
+ */
+import { connect as netConnect } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { createServer, type ServerConnection, type SshServer } from '../../server.js';
+import type { SshPrivateKey, SshPublicKey } from '../../algorithms/types.js';
+import { MethodPolicy } from '../../auth/policy.js';
+import { ChannelOpenFailure } from '../../connection/messages.js';
+import { fingerprint, describeKey } from '../../keys/fingerprint.js';
+import { matchPattern } from '../../keys/patterns.js';
+import type { SshdConfig, SshdSettings } from '../config/sshd-config.js';
+import { resolveForConnection } from '../config/sshd-config.js';
+import { createAuthHooks, type AuthResultState } from './auth.js';
+import { runWithoutPty, type SessionContext } from './session-runner.js';
+import type { SystemUser } from './users.js';
+import type { Logger } from './log.js';
+
+export interface ServeOptions {
+  readonly config: () => SshdConfig;
+  readonly hostKeys: readonly SshPrivateKey[];
+  readonly log: Logger;
+  readonly onlyUser: SystemUser | undefined;
+  readonly switchUser: boolean;
+  readonly extraAuthorizedKeys?: (user: SystemUser) => Promise<readonly SshPublicKey[]>;
+  readonly oneTimePassword?: { readonly user: string; readonly password: string };
+  readonly pam?: (user: string, password: string) => Promise<boolean>;
+}
+
+function settingsFor(config: SshdConfig, connection: ServerConnection, user: string): SshdSettings {
+  return resolveForConnection(config, {
+    user,
+    address: connection.remoteAddress ?? '',
+    host: connection.remoteAddress ?? '',
+    localPort: 0,
+    localAddress: '',
+  });
+}
+
+export function createTsshdServer(options: ServeOptions): SshServer {
+  const { log } = options;
+  const base = options.config().settings;
+  const states = new WeakMap<ServerConnection, AuthResultState>();
+  const server = createServer({
+    hostKeys: options.hostKeys,
+    algorithms: {
+      kex: base.kexAlgorithms,
+      hostKey: base.hostKeyAlgorithms,
+      cipher: base.ciphers,
+      mac: base.macs,
+      compression: base.compression ? ['none', 'zlib@openssh.com'] : ['none'],
+    },
+    authenticationMethods: base.authenticationMethods === 'any' ? undefined : new MethodPolicy(base.authenticationMethods),
+    maxAuthTries: base.maxAuthTries,
+    loginGraceTime: base.loginGraceTime * 1000,
+    keepaliveInterval: base.clientAliveInterval * 1000,
+    keepaliveCountMax: base.clientAliveCountMax,
+    rekeyBytes: base.rekeyLimit.bytes > 0 ? base.rekeyLimit.bytes : undefined,
+    rekeyIntervalMs: base.rekeyLimit.seconds > 0 ? base.rekeyLimit.seconds * 1000 : undefined,
+    auth: (connection) => {
+      const state: AuthResultState = { user: undefined, keyOptions: undefined };
+      states.set(connection, state);
+      const config = options.config();
+      return createAuthHooks(
+        {
+          settings: (user) => settingsFor(config, connection, user),
+          remoteAddress: connection.remoteAddress ?? '',
+          onlyUser: options.onlyUser,
+          extraAuthorizedKeys: options.extraAuthorizedKeys,
+          oneTimePassword: options.oneTimePassword,
+          pam: options.pam,
+          log: (line) => log.info(line),
+        },
+        state,
+      );
+    },
+    authLog: (event, connection) => {
+      const where = `from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535} ssh2`;
+      if (event.outcome === 'failed') {
+        log.info(`Failed ${event.method} for ${event.user} ${where}`);
+      } else if (event.outcome === 'accepted') {
+        const key = event.key ? `: ${describeKey(event.key).label} ${fingerprint(event.key)}` : '';
+        log.info(`Accepted ${event.method} for ${event.user} ${where}${key}`);
+      } else {
+        log.info(`Partial ${event.method} for ${event.user} ${where}`);
+      }
+    },
+    debug: (line, connection) => log.debug(`${connection.remoteAddress ?? ''}: ${line}`),
+  });
+
+  server.on('connection', (connection) => {
+    log.verbose(`Connection from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}`);
+    connection.on('close', (error) => {
+      const who = connection.user ? `user ${connection.user} ` : '';
+      const where = `${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}`;
+      if (error && error.code !== 'ERR_SSH_DISCONNECTED' && error.code !== 'ERR_SSH_CONNECTION_LOST') {
+        log.info(`Disconnecting ${who}${where}: ${error.message}`);
+      } else {
+        log.info(`Disconnected from ${who}${where}`);
+      }
+    });
+    connection.on('authenticated', (userName) => {
+      const state = states.get(connection);
+      const user = state?.user;
+      if (!user) {
+        connection.end();
+        return;
+      }
+      const settings = settingsFor(options.config(), connection, userName);
+      serveSessions(connection, user, settings, state!, options);
+      serveForwarding(connection, settings, state!, log);
+    });
+  });
+  return server;
+}
+
+function serveSessions(connection: ServerConnection, user: SystemUser, settings: SshdSettings, state: AuthResultState, options: ServeOptions): void {
+  let sessions = 0;
+  const keyOptions = state.keyOptions;
+  connection.on('session', (session) => {
+    sessions++;
+    session.once('channel-close', () => sessions--);
+    if (sessions > settings.maxSessions) {
+      session.close();
+      return;
+    }
+    const extraEnv: Record<string, string> = {};
+    for (const { name, value } of settings.setEnv) extraEnv[name] = value;
+    if (keyOptions && settings.permitUserEnvironment !== false) {
+      for (const { name, value } of keyOptions.environment) extraEnv[name] = value;
+    }
+    session.on('env', (request) => {
+      const { name } = request.details;
+      if (settings.acceptEnv.some((pattern) => matchPattern(name, pattern))) request.accept();
+      else request.reject();
+    });
+    session.on('pty', (request) => {
+      // Terminals need node-pty, which arrives with the interactive shell work; refuse clearly.
+      options.log.info(`PTY allocation refused for ${user.name}: this tsshd has no terminal support (node-pty)`);
+      request.reject();
+    });
+    session.on('x11', (request) => request.reject());
+    const context = (): SessionContext => ({
+      user,
+      switchUser: options.switchUser,
+      remoteAddress: connection.remoteAddress ?? '',
+      remotePort: connection.remotePort ?? 0,
+      localAddress: '127.0.0.1',
+      localPort: 0,
+      extraEnv: { ...extraEnv, ...session.env },
+    });
+    const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
+    const run = (command: string | undefined, original: string | undefined): void => {
+      const env = context();
+      if (forced !== undefined && original !== undefined) (env.extraEnv as Record<string, string>).SSH_ORIGINAL_COMMAND = original;
+      runWithoutPty(session, env, command);
+    };
+    session.on('exec', (request) => {
+      request.accept();
+      run(forced ?? request.details.command, request.details.command);
+    });
+    session.on('shell', (request) => {
+      request.accept();
+      run(forced, undefined);
+    });
+    session.on('subsystem', (request) => {
+      const subsystem = settings.subsystem.find((s) => s.name === request.details.name);
+      if (!subsystem || subsystem.command === 'internal-sftp') {
+        // internal-sftp arrives with tssh's SFTP server; until then only external subsystems run.
+        request.reject();
+        return;
+      }
+      request.accept();
+      run(forced ?? subsystem.command, undefined);
+    });
+  });
+}
+
+function serveForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger): void {
+  connection.on('direct-tcpip', (request, accept, reject) => {
+    const allowed =
+      !settings.disableForwarding &&
+      (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'local') &&
+      (state.keyOptions?.portForwarding ?? true) &&
+      permitOpenAllows(settings.permitOpen, request.host, request.port) &&
+      keyPermitOpenAllows(state, request.host, request.port);
+    if (!allowed) {
+      log.info(`refused local port forward to ${request.host}:${request.port} for ${connection.user ?? ''}`);
+      reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'port forwarding refused');
+      return;
+    }
+    const socket = netConnect({ host: request.host, port: request.port });
+    socket.once('connect', () => {
+      const stream = accept();
+      socket.pipe(stream).pipe(socket);
+      socket.on('error', () => stream.destroy());
+      stream.on('error', () => socket.destroy());
+    });
+    socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.host} port ${request.port}: ${error.message}`));
+  });
+}
+
+function permitOpenAllows(list: readonly string[], host: string, port: number): boolean {
+  if (list.length === 0 || list.includes('any')) return true;
+  if (list.includes('none')) return false;
+  return list.some((entry) => {
+    const colon = entry.lastIndexOf(':');
+    const h = entry.slice(0, colon).replace(/^\[|\]$/g, '');
+    const p = entry.slice(colon + 1);
+    return (h === '*' || h === host) && (p === '*' || Number(p) === port);
+  });
+}
+
+function keyPermitOpenAllows(state: AuthResultState, host: string, port: number): boolean {
+  const targets = state.keyOptions?.permitOpen ?? [];
+  if (targets.length === 0) return true;
+  return targets.some((t) => (t.host === '*' || t.host === host) && (t.port === '*' || t.port === port));
+}
+
+/** ~/.ssh/*.pub of a user: the embedded default accepts them as authorized keys. */
+export async function readPublicKeyFiles(paths: readonly string[], parse: (text: string) => SshPublicKey | undefined): Promise<SshPublicKey[]> {
+  const keys: SshPublicKey[] = [];
+  for (const path of paths) {
+    try {
+      const key = parse(await readFile(path, 'utf8'));
+      if (key) keys.push(key);
+    } catch {
+      // unreadable or not a key: skipped
+    }
+  }
+  return keys;
+}

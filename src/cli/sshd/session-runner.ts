@@ -1,0 +1,126 @@
+/**
+ * Running what a session asks for, as sshd does: the user's shell (`shell -c command` for exec,
+ * a login shell for shell), in the user's home, with the environment sshd sets, as the
+ * authenticated user when we run as root; output flows back with back-pressure, and the exit
+ * status or signal goes back to the client.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { ServerSession } from '../../server-session.js';
+import type { SystemUser } from './users.js';
+
+/** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
+const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
+const ROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const SETPRIV = '/usr/bin/setpriv';
+
+export interface SessionContext {
+  readonly user: SystemUser;
+  /** Switch to `user` (we run as root); otherwise run as ourselves. */
+  readonly switchUser: boolean;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Variables from AcceptEnv, SetEnv and authorized_keys environment=, already filtered. */
+  readonly extraEnv: Readonly<Record<string, string>>;
+}
+
+/** The environment sshd gives a session (session.c do_setup_env). */
+export function sessionEnvironment(context: SessionContext, term: string | undefined, tty: string | undefined): Record<string, string> {
+  const { user } = context;
+  const env: Record<string, string> = {
+    USER: user.name,
+    LOGNAME: user.name,
+    HOME: user.home,
+    SHELL: user.shell,
+    PATH: user.uid === 0 ? ROOT_PATH : USER_PATH,
+    MAIL: `/var/mail/${user.name}`,
+    ...context.extraEnv,
+    SSH_CLIENT: `${context.remoteAddress} ${context.remotePort} ${context.localPort}`,
+    SSH_CONNECTION: `${context.remoteAddress} ${context.remotePort} ${context.localAddress} ${context.localPort}`,
+  };
+  if (term) env.TERM = term;
+  if (tty) env.SSH_TTY = tty;
+  if (process.env.TZ) env.TZ = process.env.TZ;
+  return env;
+}
+
+/** The argv for the user's shell: `-c command`, or a login shell (argv[0] starts with '-'). */
+export function shellCommand(user: SystemUser, command: string | undefined): { file: string; args: string[]; argv0: string } {
+  const name = basename(user.shell);
+  if (command === undefined) return { file: user.shell, args: [], argv0: `-${name}` };
+  return { file: user.shell, args: ['-c', command], argv0: name };
+}
+
+/**
+ * Start a process for `command` (undefined: an interactive shell) without a terminal, wired to
+ * the session's streams. Resolves once the process has exited and its output is delivered.
+ */
+export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess {
+  const { file, args, argv0 } = shellCommand(context.user, command);
+  const env = sessionEnvironment(context, session.env.TERM, undefined);
+  const cwd = existsSync(context.user.home) ? context.user.home : '/';
+  let child: ChildProcess;
+  if (context.switchUser && existsSync(SETPRIV)) {
+    // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
+    child = spawn(
+      SETPRIV,
+      [`--reuid=${context.user.uid}`, `--regid=${context.user.gid}`, '--init-groups', '--', file, ...args],
+      { cwd, env, stdio: 'pipe', argv0: 'setpriv' },
+    );
+  } else {
+    child = spawn(file, args, {
+      cwd,
+      env,
+      stdio: 'pipe',
+      argv0,
+      ...(context.switchUser ? { uid: context.user.uid, gid: context.user.gid } : {}),
+    });
+  }
+  wireChild(session, child);
+  return child;
+}
+
+function wireChild(session: ServerSession, child: ChildProcess): void {
+  let outputsOpen = 2;
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const finish = (): void => {
+    if (outputsOpen > 0 || !exit) return;
+    if (exit.signal) session.exitSignal(exit.signal.replace(/^SIG/, ''));
+    else session.exit(exit.code ?? 255);
+  };
+  child.stdout!.pipe(session, { end: false });
+  child.stderr!.pipe(session.stderr, { end: false });
+  child.stdout!.once('end', () => {
+    outputsOpen--;
+    finish();
+  });
+  child.stderr!.once('end', () => {
+    outputsOpen--;
+    finish();
+  });
+  session.pipe(child.stdin!);
+  child.stdin!.on('error', () => {}); // the process may exit without reading its input
+  child.once('error', (error) => {
+    session.stderr.write(`${error.message}\n`);
+    exit = { code: 127, signal: null };
+    outputsOpen = 0;
+    finish();
+  });
+  child.once('exit', (code, signal) => {
+    exit = { code, signal };
+    finish();
+  });
+  session.on('signal', (name: string) => {
+    try {
+      child.kill(`SIG${name}` as NodeJS.Signals);
+    } catch {
+      // An unknown signal name is ignored, as sshd does.
+    }
+  });
+  session.once('channel-close', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGHUP');
+  });
+}
