@@ -27,8 +27,11 @@ import { Writer } from './wire/writer.js';
 import { HostKeyVerifier, type StrictHostKeyChecking } from './keys/host-key-verifier.js';
 import { homedir } from 'node:os';
 import { readFile } from 'node:fs/promises';
-import { AgentClient, type SshAgent } from './keys/agent.js';
+import { AgentClient, AgentServer, type SshAgent } from './keys/agent.js';
+import { Reader } from './wire/reader.js';
+import type { MuxChannel, OpenDecision } from './connection/mux.js';
 import { parsePrivateKeyFile } from './keys/private-key-file.js';
+import { parsePublicKeyBlob } from './keys/public-key.js';
 import { join } from 'node:path';
 
 export const VERSION = '0.1.0';
@@ -123,8 +126,30 @@ function knownHostsVerifier(options: KnownHostsOptions = {}, host: string, port:
   }).callback(host, port);
 }
 
+/** A connection the server forwarded to us (forwarded-tcpip, RFC 4254 §7.2). */
+export interface ForwardedConnection {
+  readonly address: string;
+  readonly port: number;
+  readonly originAddress: string;
+  readonly originPort: number;
+}
+
+/** Join a forwarded agent channel to our agent (a socket path, or an SshAgent served in process). */
+function connectAgentChannel(stream: ChannelStream, agent: SshAgent | string): void {
+  if (typeof agent === 'string') {
+    const socket = netConnect(agent);
+    socket.pipe(stream).pipe(socket);
+    socket.on('error', () => stream.destroy());
+    stream.on('error', () => socket.destroy());
+  } else {
+    void new AgentServer(agent).serve(stream);
+  }
+}
+
 export interface ClientEvents {
   banner: [message: string];
+  /** The server announced its host keys (hostkeys-00@openssh.com); proveHostKeys() checks them. */
+  hostkeys: [keys: SshPublicKey[]];
   rekey: [info: KexInfo];
   close: [error: SshError | undefined];
 }
@@ -301,8 +326,12 @@ export class SshClient extends EventEmitter<ClientEvents> {
           },
           muxHandler: () => ({
             // A client accepts no channels unless a forwarding asked for them (see forwardIn).
-            openRequested: (request) => this.incomingChannel(request.type, request.data),
-            globalRequest: (name) => {
+            openRequested: (request, channel) => this.incomingChannel(request.type, request.data, channel),
+            globalRequest: (name, _wantReply, data) => {
+              if (name === 'hostkeys-00@openssh.com') {
+                this.onHostKeysAnnounced(data, options.debug);
+                return false;
+              }
               options.debug?.(`server global request ${name} refused`);
               return false;
             },
@@ -315,9 +344,108 @@ export class SshClient extends EventEmitter<ClientEvents> {
     });
   }
 
-  private incomingChannel(type: string, _data: Buffer) {
-    return { reason: ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, description: `${type} channels are not accepted` } as const;
+  /** Handlers for forwarded-tcpip channels, by "address:port" as the server reports them. */
+  private readonly remoteForwards = new Map<string, (stream: ChannelStream, info: ForwardedConnection) => void>();
+  private agentForwarding: SshAgent | string | undefined;
+
+  /** Channels the server opens: forwarded-tcpip for our forwardIn(), auth-agent for agent forwarding. */
+  private incomingChannel(type: string, data: Buffer, channel: MuxChannel): OpenDecision {
+    const refuse = (description: string): OpenDecision => ({ reason: ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, description });
+    if (type === 'forwarded-tcpip') {
+      const r = new Reader(data, 0, data.length, 'forwarded-tcpip');
+      const info: ForwardedConnection = { address: r.utf8(), port: r.uint32(), originAddress: r.utf8(), originPort: r.uint32() };
+      r.done();
+      const handler = this.remoteForwards.get(`${info.address}:${info.port}`) ?? this.remoteForwards.get(`*:${info.port}`);
+      if (!handler) return refuse(`no forwarding for ${info.address}:${info.port}`);
+      const stream = new ChannelStream(channel, false, { closeWhenDone: true });
+      queueMicrotask(() => handler(stream, info));
+      return { accept: stream.events };
+    }
+    if (type === 'auth-agent@openssh.com' && this.agentForwarding !== undefined) {
+      const stream = new ChannelStream(channel, false, { closeWhenDone: true });
+      const agent = this.agentForwarding;
+      queueMicrotask(() => connectAgentChannel(stream, agent));
+      return { accept: stream.events };
+    }
+    return refuse(`${type} channels are not accepted`);
   }
+
+  private onHostKeysAnnounced(data: Buffer, debug?: (line: string) => void): void {
+    const r = new Reader(data, 0, data.length, 'hostkeys-00@openssh.com');
+    const keys: SshPublicKey[] = [];
+    while (r.remaining > 0) {
+      const blob = Buffer.from(r.string());
+      try {
+        keys.push(parsePublicKeyBlob(blob));
+      } catch {
+        debug?.('hostkeys: skipping a key of an unsupported type');
+      }
+    }
+    this.emit('hostkeys', keys);
+  }
+
+  /**
+   * Ask the server to prove it holds these host keys (hostkeys-prove-00@openssh.com, OpenSSH
+   * PROTOCOL §2.5); resolves with the keys whose signature over our session id verified.
+   */
+  async proveHostKeys(keys: readonly SshPublicKey[]): Promise<SshPublicKey[]> {
+    if (keys.length === 0) return [];
+    const w = new Writer(1024);
+    for (const key of keys) w.string(key.blob);
+    const reply = await this.mux.globalRequest('hostkeys-prove-00@openssh.com', w.finish(), true);
+    if (reply === false) return [];
+    const r = new Reader(reply, 0, reply.length, 'hostkeys-prove reply');
+    const proven: SshPublicKey[] = [];
+    for (const key of keys) {
+      const signature = r.string();
+      const signed = new Writer(256).string('hostkeys-prove-00@openssh.com').string(this.sessionId!).string(key.blob).finish();
+      const name = new Reader(signature, 0, signature.length).utf8();
+      const verifier = signatureAlgorithms.all.get(name);
+      if (verifier && verifier.keyType === key.type && verifier.verify(key, signed, signature)) proven.push(key);
+    }
+    return proven;
+  }
+
+  /**
+   * Ask the server to listen on bindAddress:bindPort and forward each connection to us (ssh -R).
+   * Port 0 lets the server choose; the bound port is returned. `handler` gets each connection.
+   */
+  async forwardIn(
+    bindAddress: string,
+    bindPort: number,
+    handler: (stream: ChannelStream, info: ForwardedConnection) => void,
+  ): Promise<{ port: number; cancel(): Promise<boolean> }> {
+    const reply = await this.mux.globalRequest('tcpip-forward', new Writer(64).string(bindAddress).uint32(bindPort).finish(), true);
+    if (reply === false) {
+      throw new SshError('ERR_SSH_CHANNEL_OPEN', DisconnectReason.BY_APPLICATION, `remote port forwarding failed for listen port ${bindPort}`);
+    }
+    // RFC 4254 §7.1: with port 0 the reply carries the port the server chose.
+    const port = bindPort === 0 ? new Reader(reply, 0, reply.length, 'tcpip-forward reply').uint32() : bindPort;
+    const key = `${bindAddress}:${port}`;
+    this.remoteForwards.set(key, handler);
+    return {
+      port,
+      cancel: async () => {
+        this.remoteForwards.delete(key);
+        const ok = await this.mux.globalRequest('cancel-tcpip-forward', new Writer(64).string(bindAddress).uint32(port).finish(), true);
+        return ok !== false;
+      },
+    };
+  }
+
+  /**
+   * Forward the server's agent requests to `agent` (ssh -A): sessions opened after this ask for
+   * auth-agent-req@openssh.com. Only use it with servers you trust.
+   */
+  forwardAgent(agent: SshAgent | string): void {
+    this.agentForwarding = agent;
+  }
+
+  /** Whether sessions should request agent forwarding. */
+  get forwardsAgent(): boolean {
+    return this.agentForwarding !== undefined;
+  }
+
 
   private get mux() {
     const mux = this.endpoint.mux;
@@ -327,7 +455,9 @@ export class SshClient extends EventEmitter<ClientEvents> {
 
   /** Open a session channel. */
   async openSession(): Promise<ClientSession> {
-    return ClientSession.open(this.mux);
+    const session = await ClientSession.open(this.mux);
+    if (this.agentForwarding !== undefined) await session.channel.request('auth-agent-req@openssh.com', Buffer.alloc(0), true);
+    return session;
   }
 
   /** Run a command; resolves when it exits, with its output and exit status. */

@@ -18,6 +18,8 @@ import { ServerSession } from './server-session.js';
 import { ChannelStream } from './channel.js';
 import { DisconnectReason, SshError, TimeoutError } from './errors.js';
 import { Reader } from './wire/reader.js';
+import { Writer } from './wire/writer.js';
+import { signatureAlgorithms } from './algorithms/registry.js';
 
 export interface ServerOptions {
   readonly hostKeys: readonly SshPrivateKey[];
@@ -48,10 +50,18 @@ export interface DirectTcpipRequest {
   readonly originPort: number;
 }
 
+export interface RemoteForwardRequest {
+  readonly address: string;
+  readonly port: number;
+}
+
 export interface ServerConnectionEvents {
   authenticated: [user: string, methods: readonly string[]];
   session: [session: ServerSession];
   'direct-tcpip': [request: DirectTcpipRequest, accept: () => ChannelStream, reject: (reason?: ChannelOpenFailureCode, description?: string) => void];
+  /** ssh -R: the client asks us to listen; accept with the bound port (needed when it asked for 0). */
+  'tcpip-forward': [request: RemoteForwardRequest, accept: (boundPort: number) => void, reject: () => void];
+  'cancel-tcpip-forward': [request: RemoteForwardRequest, done: (ok: boolean) => void];
   'global-request': [name: string, data: Buffer, reply: (result: boolean | Buffer) => void];
   rekey: [info: KexInfo];
   close: [error: SshError | undefined];
@@ -63,6 +73,8 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
   user: string | undefined;
   kexInfo: KexInfo | undefined;
   private auth: AuthServer | undefined;
+  private noMoreSessions = false;
+  private readonly hostKeys: readonly SshPrivateKey[];
   private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -72,6 +84,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
     options: ServerOptions,
   ) {
     super();
+    this.hostKeys = options.hostKeys;
     this.endpoint = new Endpoint(
       stream,
       {
@@ -112,6 +125,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
                 this.user = user;
                 this.endpoint.startConnection();
                 this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
+                this.announceHostKeys();
                 this.emit('authenticated', user, methods);
               },
               fail: (error) => this.endpoint.disconnect(error.reason, error.message, error),
@@ -160,6 +174,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
   private openRequested(type: string, data: Buffer, channel: MuxChannel): OpenDecision | Promise<OpenDecision> {
     const refuse = (reason: ChannelOpenFailureCode, description: string): OpenDecision => ({ reason, description });
     if (type === 'session') {
+      if (this.noMoreSessions) return refuse(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'no more sessions (no-more-sessions@openssh.com)');
       if (this.listenerCount('session') === 0) return refuse(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'sessions are not accepted');
       const session = new ServerSession(channel);
       // Announced once the confirmation has gone out.
@@ -188,10 +203,86 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
   }
 
   private globalRequest(name: string, data: Buffer): boolean | Buffer | Promise<boolean | Buffer> {
-    if (name === 'keepalive@openssh.com') return false; // any reply proves us alive; OpenSSH replies failure
-    if (this.listenerCount('global-request') === 0) return false;
-    return new Promise((resolve) => this.emit('global-request', name, data, resolve));
+    switch (name) {
+      case 'keepalive@openssh.com':
+        return false; // any reply proves us alive; OpenSSH replies failure too
+      case 'no-more-sessions@openssh.com':
+        // OpenSSH PROTOCOL §2.2: the client promises to open no more sessions; hold it to that.
+        this.noMoreSessions = true;
+        return false;
+      case 'hostkeys-prove-00@openssh.com':
+        return this.proveHostKeys(data);
+      case 'tcpip-forward':
+      case 'cancel-tcpip-forward': {
+        const r = new Reader(data, 0, data.length, name);
+        const request: RemoteForwardRequest = { address: r.utf8(), port: r.uint32() };
+        r.done();
+        if (this.listenerCount(name) === 0) return false;
+        return new Promise((resolve) => {
+          if (name === 'tcpip-forward') {
+            this.emit(
+              'tcpip-forward',
+              request,
+              // RFC 4254 §7.1: the reply names the port only when the client asked for port 0.
+              (boundPort) => resolve(request.port === 0 ? new Writer(4).uint32(boundPort).finish() : true),
+              () => resolve(false),
+            );
+          } else {
+            this.emit('cancel-tcpip-forward', request, (ok) => resolve(ok));
+          }
+        });
+      }
+      default:
+        if (this.listenerCount('global-request') === 0) return false;
+        return new Promise((resolve) => this.emit('global-request', name, data, resolve));
+    }
   }
+
+  /** OpenSSH PROTOCOL §2.5: tell the client every host key we have, so it can learn new ones. */
+  private announceHostKeys(): void {
+    const w = new Writer(1024);
+    for (const key of this.hostKeys) w.string(key.publicKey.blob);
+    void this.endpoint.mux?.globalRequest('hostkeys-00@openssh.com', w.finish(), false);
+  }
+
+  /** Sign "hostkeys-prove-00@openssh.com" || session id || key for each key the client asks about. */
+  private proveHostKeys(data: Buffer): Buffer | false {
+    const r = new Reader(data, 0, data.length, 'hostkeys-prove-00@openssh.com');
+    const out = new Writer(1024);
+    const negotiated = this.kexInfo?.algorithms.hostKey ?? '';
+    while (r.remaining > 0) {
+      const blob = r.string();
+      const key = this.hostKeys.find((k) => k.publicKey.blob.equals(blob));
+      if (!key) return false;
+      const algorithm =
+        key.type === 'ssh-rsa' ? (negotiated.startsWith('rsa-sha2-') ? negotiated : 'rsa-sha2-512') : key.type;
+      const signer = signatureAlgorithms.all.get(algorithm);
+      if (!signer) return false;
+      const signed = new Writer(256).string('hostkeys-prove-00@openssh.com').string(this.sessionId!).string(blob).finish();
+      out.string(signer.sign(key, signed));
+    }
+    return out.finish();
+  }
+
+  /** Open a forwarded-tcpip channel to the client for a connection accepted on its remote forward. */
+  async openForwardedTcpip(address: string, port: number, originAddress: string, originPort: number): Promise<ChannelStream> {
+    const mux = this.endpoint.mux;
+    if (!mux) throw new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'not authenticated');
+    let stream!: ChannelStream;
+    const data = new Writer(64).string(address).uint32(port).string(originAddress).uint32(originPort).finish();
+    await mux.open('forwarded-tcpip', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
+    return stream;
+  }
+
+  /** Open an auth-agent@openssh.com channel to the client (agent forwarding it asked for). */
+  async openAgentChannel(): Promise<ChannelStream> {
+    const mux = this.endpoint.mux;
+    if (!mux) throw new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'not authenticated');
+    let stream!: ChannelStream;
+    await mux.open('auth-agent@openssh.com', Buffer.alloc(0), (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
+    return stream;
+  }
+
 }
 
 export interface SshServerEvents {

@@ -3,7 +3,10 @@
  * run the user's shell, forwarding under AllowTcpForwarding / PermitOpen / authorized_keys
  * options, and sshd's log lines.
  */
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { createServer, type ServerConnection, type SshServer } from '../../server.js';
 import type { SshPrivateKey, SshPublicKey } from '../../algorithms/types.js';
@@ -111,6 +114,7 @@ export function createTsshdServer(options: ServeOptions): SshServer {
       const settings = settingsFor(options.config(), connection, userName);
       serveSessions(connection, user, settings, state!, options);
       serveForwarding(connection, settings, state!, log);
+      serveRemoteForwarding(connection, settings, state!, log);
     });
   });
   return server;
@@ -119,6 +123,7 @@ export function createTsshdServer(options: ServeOptions): SshServer {
 function serveSessions(connection: ServerConnection, user: SystemUser, settings: SshdSettings, state: AuthResultState, options: ServeOptions): void {
   let sessions = 0;
   const keyOptions = state.keyOptions;
+  let agentSocket: Promise<string> | undefined;
   connection.on('session', (session) => {
     sessions++;
     session.once('channel-close', () => sessions--);
@@ -142,6 +147,14 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
       request.reject();
     });
     session.on('x11', (request) => request.reject());
+    session.on('auth-agent', (request) => {
+      if (!settings.allowAgentForwarding || settings.disableForwarding || keyOptions?.agentForwarding === false) {
+        request.reject();
+        return;
+      }
+      request.accept();
+      agentSocket ??= startAgentSocket(connection, user, options.switchUser);
+    });
     const context = (): SessionContext => ({
       user,
       switchUser: options.switchUser,
@@ -153,7 +166,11 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
     });
     const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
     const run = (command: string | undefined, original: string | undefined): void => {
+      void (agentSocket ?? Promise.resolve(undefined)).then((socketPath) => start(command, original, socketPath), () => start(command, original, undefined));
+    };
+    const start = (command: string | undefined, original: string | undefined, agentPath: string | undefined): void => {
       const env = context();
+      if (agentPath) (env.extraEnv as Record<string, string>).SSH_AUTH_SOCK = agentPath;
       if (forced !== undefined && original !== undefined) (env.extraEnv as Record<string, string>).SSH_ORIGINAL_COMMAND = original;
       runWithoutPty(session, env, command);
     };
@@ -200,6 +217,109 @@ function serveForwarding(connection: ServerConnection, settings: SshdSettings, s
     });
     socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.host} port ${request.port}: ${error.message}`));
   });
+}
+
+/** ssh -R: listen where the client asks (GatewayPorts decides the address) and forward to it. */
+function serveRemoteForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger): void {
+  const listeners = new Map<string, NetServer>();
+  connection.on('tcpip-forward', (request, accept, reject) => {
+    const allowed =
+      !settings.disableForwarding &&
+      (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'remote') &&
+      (state.keyOptions?.portForwarding ?? true) &&
+      permitListenAllows(settings.permitListen, state, request.address, request.port) &&
+      // Privileged ports only for root, as sshd.
+      (request.port === 0 || request.port >= 1024 || state.user?.uid === 0);
+    if (!allowed) {
+      log.info(`refused remote port forward ${request.address}:${request.port} for ${connection.user ?? ''}`);
+      reject();
+      return;
+    }
+    const host = gatewayAddress(settings.gatewayPorts, request.address);
+    const listener = createNetServer((socket) => {
+      const bound = (listener.address() as AddressInfo).port;
+      connection
+        .openForwardedTcpip(request.address, bound, socket.remoteAddress ?? '', socket.remotePort ?? 0)
+        .then((stream) => {
+          socket.pipe(stream).pipe(socket);
+          socket.on('error', () => stream.destroy());
+          stream.on('error', () => socket.destroy());
+        })
+        .catch(() => socket.destroy());
+    });
+    listener.once('error', () => reject());
+    listener.listen(request.port, host, () => {
+      const bound = (listener.address() as AddressInfo).port;
+      listeners.set(`${request.address}:${bound}`, listener);
+      log.verbose(`remote forward listening on ${host} port ${bound} for ${connection.user ?? ''}`);
+      accept(bound);
+    });
+  });
+  connection.on('cancel-tcpip-forward', (request, done) => {
+    const listener = listeners.get(`${request.address}:${request.port}`);
+    if (!listener) return done(false);
+    listeners.delete(`${request.address}:${request.port}`);
+    listener.close();
+    done(true);
+  });
+  connection.on('close', () => {
+    for (const listener of listeners.values()) listener.close();
+  });
+}
+
+/** sshd's GatewayPorts: `no` binds loopback only; `yes` every address; clientspecified as asked. */
+function gatewayAddress(gatewayPorts: SshdSettings['gatewayPorts'], requested: string): string {
+  const any = requested === '' || requested === '*' || requested === '0.0.0.0' || requested === '::';
+  if (gatewayPorts === 'no') return requested === 'localhost' || requested === '::1' ? requested : '127.0.0.1';
+  if (gatewayPorts === 'yes') return '0.0.0.0';
+  return any ? '0.0.0.0' : requested === 'localhost' ? '127.0.0.1' : requested;
+}
+
+function permitListenAllows(list: readonly string[], state: AuthResultState, address: string, port: number): boolean {
+  const keyTargets = state.keyOptions?.permitListen ?? [];
+  if (keyTargets.length > 0 && !keyTargets.some((t) => (t.port === '*' || t.port === port) && (t.host === '*' || t.host === address || t.host === ''))) {
+    return false;
+  }
+  if (list.length === 0 || list.includes('any')) return true;
+  if (list.includes('none')) return false;
+  return list.some((entry) => {
+    const colon = entry.lastIndexOf(':');
+    const p = colon < 0 ? entry : entry.slice(colon + 1);
+    const h = colon < 0 ? '*' : entry.slice(0, colon);
+    return (p === '*' || Number(p) === port) && (h === '*' || h === address);
+  });
+}
+
+/**
+ * ssh -A: a Unix socket in a private folder; each connection to it becomes an
+ * auth-agent@openssh.com channel to the client. The folder belongs to the session's user.
+ */
+async function startAgentSocket(connection: ServerConnection, user: SystemUser, switchUser: boolean): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tssh-agent-'));
+  const path = join(dir, `agent.${process.pid}`);
+  const listener = createNetServer((socket) => {
+    connection
+      .openAgentChannel()
+      .then((stream) => {
+        socket.pipe(stream).pipe(socket);
+        socket.on('error', () => stream.destroy());
+        stream.on('error', () => socket.destroy());
+      })
+      .catch(() => socket.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(path, () => resolve());
+  });
+  if (switchUser) {
+    await chown(dir, user.uid, user.gid);
+    await chown(path, user.uid, user.gid);
+  }
+  connection.once('close', () => {
+    listener.close();
+    void rm(dir, { recursive: true, force: true });
+  });
+  return path;
 }
 
 function permitOpenAllows(list: readonly string[], host: string, port: number): boolean {
