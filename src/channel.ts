@@ -57,7 +57,10 @@ export class ChannelStream extends Duplex {
   closeError: SshError | undefined;
 
   constructor(channel: MuxChannel, stderrReadable: boolean, options: ChannelStreamOptions = {}) {
-    super({ allowHalfOpen: true, highWaterMark: 64 * 1024 });
+    // autoDestroy off: ending both directions must not send CHANNEL_CLOSE by itself, or a request
+    // the peer sends between its EOF and its CLOSE (OpenSSH's exit-status) would be dropped.
+    // The stream is destroyed when the channel closes (onClose).
+    super({ allowHalfOpen: true, autoDestroy: false, highWaterMark: 64 * 1024 });
     this.channel = channel;
     this.closeWhenDone = options.closeWhenDone ?? false;
     this.accounting = new ReadAccounting(this, channel);
