@@ -4,7 +4,8 @@
  * channels, each a Node stream with back-pressure.
  */
 import { EventEmitter } from 'node:events';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createSocksServer } from './forwarding/socks.js';
 import type { Duplex } from 'node:stream';
 import { Endpoint } from './endpoint.js';
 import { AuthClient, type ClientIdentity } from './auth/client.js';
@@ -144,6 +145,16 @@ function connectAgentChannel(stream: ChannelStream, agent: SshAgent | string): v
   } else {
     void new AgentServer(agent).serve(stream);
   }
+}
+
+function listenOn(server: NetServer, port: number, host: string): Promise<NetServer> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
 }
 
 export interface ClientEvents {
@@ -492,6 +503,42 @@ export class SshClient extends EventEmitter<ClientEvents> {
     const data = new Writer(64).string(host).uint32(port).string(originHost).uint32(originPort).finish();
     let stream!: ChannelStream;
     await this.mux.open('direct-tcpip', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
+    return stream;
+  }
+
+  /**
+   * ssh -L: listen on bindHost:localPort and forward each connection to remoteHost:remotePort
+   * from the server. Resolves with the listening server once bound.
+   */
+  forwardLocal(localPort: number, remoteHost: string, remotePort: number, bindHost = '127.0.0.1'): Promise<NetServer> {
+    const server = createNetServer((socket) => {
+      socket.setNoDelay(true);
+      this.forwardOut(remoteHost, remotePort, socket.remoteAddress ?? '127.0.0.1', socket.remotePort ?? 0).then(
+        (stream) => {
+          socket.pipe(stream).pipe(socket);
+          socket.on('error', () => stream.destroy());
+          stream.on('error', () => socket.destroy());
+        },
+        () => socket.destroy(),
+      );
+    });
+    this.once('close', () => server.close());
+    return listenOn(server, localPort, bindHost);
+  }
+
+  /** ssh -D: a SOCKS4/4a/5 proxy on bindHost:port whose connections go out from the server. */
+  openSocksProxy(port: number, bindHost = '127.0.0.1'): Promise<NetServer> {
+    const server = createSocksServer((host, targetPort, origin) => this.forwardOut(host, targetPort, origin.address, origin.port));
+    this.once('close', () => server.close());
+    return listenOn(server, port, bindHost);
+  }
+
+  /** Open a direct-streamlocal@openssh.com channel to a Unix socket on the server. */
+  async forwardOutStreamLocal(socketPath: string): Promise<ChannelStream> {
+    // OpenSSH PROTOCOL §2.4: socket path, then two reserved fields.
+    const data = new Writer(64).string(socketPath).string('').uint32(0).finish();
+    let stream!: ChannelStream;
+    await this.mux.open('direct-streamlocal@openssh.com', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
     return stream;
   }
 

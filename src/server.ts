@@ -59,6 +59,7 @@ export interface ServerConnectionEvents {
   authenticated: [user: string, methods: readonly string[]];
   session: [session: ServerSession];
   'direct-tcpip': [request: DirectTcpipRequest, accept: () => ChannelStream, reject: (reason?: ChannelOpenFailureCode, description?: string) => void];
+  'direct-streamlocal': [request: { readonly path: string }, accept: () => ChannelStream, reject: (reason?: ChannelOpenFailureCode, description?: string) => void];
   /** ssh -R: the client asks us to listen; accept with the bound port (needed when it asked for 0). */
   'tcpip-forward': [request: RemoteForwardRequest, accept: (boundPort: number) => void, reject: () => void];
   'cancel-tcpip-forward': [request: RemoteForwardRequest, done: (ok: boolean) => void];
@@ -190,6 +191,26 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
         this.emit(
           'direct-tcpip',
           request,
+          () => {
+            const stream = new ChannelStream(channel, false, { closeWhenDone: true });
+            resolve({ accept: stream.events });
+            return stream;
+          },
+          (reason = ChannelOpenFailure.CONNECT_FAILED, description = 'connect failed') => resolve(refuse(reason, description)),
+        );
+      });
+    }
+    if (type === 'direct-streamlocal@openssh.com') {
+      const r = new Reader(data, 0, data.length, 'direct-streamlocal');
+      const path = r.utf8();
+      r.string();
+      r.uint32();
+      r.done();
+      if (this.listenerCount('direct-streamlocal') === 0) return refuse(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'stream local forwarding is disabled');
+      return new Promise<OpenDecision>((resolve) => {
+        this.emit(
+          'direct-streamlocal',
+          { path },
           () => {
             const stream = new ChannelStream(channel, false, { closeWhenDone: true });
             resolve({ accept: stream.events });

@@ -196,6 +196,24 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
 }
 
 function serveForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger): void {
+  connection.on('direct-streamlocal', (request, accept, reject) => {
+    const allowed =
+      !settings.disableForwarding &&
+      (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'local') &&
+      (state.keyOptions?.portForwarding ?? true);
+    if (!allowed) {
+      reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'stream local forwarding refused');
+      return;
+    }
+    const socket = netConnect(request.path);
+    socket.once('connect', () => {
+      const stream = accept();
+      socket.pipe(stream).pipe(socket);
+      socket.on('error', () => stream.destroy());
+      stream.on('error', () => socket.destroy());
+    });
+    socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.path}: ${error.message}`));
+  });
   connection.on('direct-tcpip', (request, accept, reject) => {
     const allowed =
       !settings.disableForwarding &&
