@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { cipherAlgorithms, kexAlgorithms, macAlgorithms, signatureAlgorithms } from '../../src/algorithms/registry.js';
 import {
@@ -225,6 +225,7 @@ Host sample
     assertConfigError(() => parse('ProxyJump user@'), `${file} line 1: Invalid ProxyJump "user@"`);
     assertConfigError(() => parse('ServerAliveInterval soon'), `${file} line 1: Bad time value for ServerAliveInterval: soon`);
     assertConfigError(() => parse('AddKeysToAgent maybe'), `${file} line 1: Bad AddKeysToAgent argument: maybe`);
+    assertConfigError(() => parse('AddKeysToAgent constructor'), `${file} line 1: Bad AddKeysToAgent argument: constructor`);
     assertConfigError(() => parse('ForwardAgent $1BAD'), `${file} line 1: Invalid environment name $1BAD`);
     assertConfigError(() => parse('UserKnownHostsFile none /x'), `${file} line 1: UserKnownHostsFile "none" argument must appear alone`);
     assertConfigError(() => parse('SendEnv A=B'), `${file} line 1: SendEnv: invalid environment name A=B`);
@@ -394,6 +395,9 @@ Match canonical all
     assert.equal(o.user, 'from-final-pass');
     assert.equal(o.port, 2200);
     assert.equal(o.compression, true);
+    // The final pass does not expand the host name twice (a literal %% stays one %).
+    const scoped = resolve('Host alias\n  HostName fe80::1%%eth0\nMatch final\n  User y', 'alias');
+    assert.deepEqual([scoped.hostName, scoped.user], ['fe80::1%eth0', 'y']);
     // Without `Match final` there is only one pass.
     assert.equal(resolve('Host alias\n  HostName real\nHost real\n  User u', 'alias').user, 'me');
   });
@@ -646,11 +650,13 @@ Host *
     if (!havePeers(t, 'ssh')) return;
     const path = join(scratch, 'ssh_config_sample');
     writeFileSync(path, sample);
-    const config = loadSshConfig(path);
+    // ssh takes ~ and %d from the password database, not $HOME.
+    const home = userInfo().homedir;
+    const config = loadSshConfig(path, { home });
     for (const host of ['web1', 'db1', 'web2', 'bastion', 'elsewhere.example.org', 'Mixed.Case']) {
       const out = execFileSync(peerPath('ssh'), ['-G', '-F', path, host], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       const theirs = lines(out);
-      const mine = lines(formatSshConfig(resolveHost(config, host)));
+      const mine = lines(formatSshConfig(resolveHost(config, host, { home })));
       for (const key of ['user', 'hostname', 'port', 'identityfile']) assert.ok(theirs.has(key), `ssh -G printed no ${key}`);
       for (const key of compared) assert.deepEqual(mine.get(key), theirs.get(key), `${host}: ${key}`);
     }
@@ -665,7 +671,8 @@ Host *
     for (const host of ['alias', 'other.example']) {
       const out = execFileSync(peerPath('ssh'), ['-G', '-F', path, '-o', `ControlPath=${pattern}`, host], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       const theirs = /^controlpath (.*)$/m.exec(out)?.[1];
-      const mine = resolveHost(loadSshConfig(path), host);
+      const home = userInfo().homedir;
+      const mine = resolveHost(loadSshConfig(path, { home }), host, { home });
       assert.equal(expandClientPath(pattern, mine), theirs, host);
     }
   });

@@ -381,6 +381,7 @@ describe('sshd_config syntax', () => {
 
   test('other bad values', () => {
     assertConfigError(() => parse('PermitRootLogin sometimes'), '/etc/ssh/sshd_config line 1: Bad PermitRootLogin argument: sometimes (expected yes, prohibit-password, forced-commands-only, no)');
+    assertConfigError(() => parse('PermitRootLogin constructor'), '/etc/ssh/sshd_config line 1: Bad PermitRootLogin argument: constructor (expected yes, prohibit-password, forced-commands-only, no)');
     assertConfigError(() => parse('Port 70000'), '/etc/ssh/sshd_config line 1: Bad port number: 70000');
     assertConfigError(() => parse('MaxAuthTries lots'), '/etc/ssh/sshd_config line 1: Bad MaxAuthTries value: lots (expected a whole number from 0 to 2147483647)');
     assertConfigError(() => parse('LogLevel LOUD'), "/etc/ssh/sshd_config line 1: unsupported log level 'LOUD'");

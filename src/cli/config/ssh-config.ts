@@ -514,7 +514,7 @@ function parseAddKeysToAgent(line: ConfigLine, name: string): Apply {
   assertMaxArguments(line, name, 2);
   const [first, second] = line.args as [string, string?];
   const modes: Record<string, AddKeysToAgent['mode']> = { yes: 'yes', true: 'yes', no: 'no', false: 'no', ask: 'ask', confirm: 'confirm' };
-  let mode = modes[first.toLowerCase()];
+  let mode = Object.hasOwn(modes, first.toLowerCase()) ? modes[first.toLowerCase()] : undefined;
   let lifetime: number | null = null;
   if (mode === 'confirm' && second !== undefined) lifetime = timeArgument(line, name, second);
   else if (mode === undefined && second === undefined && parseTime(first) !== undefined) {

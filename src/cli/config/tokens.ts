@@ -173,7 +173,8 @@ export function parseChoice<T extends string>(
   aliases: Readonly<Record<string, T>> = {},
 ): T {
   const value = singleArgument(line, name).toLowerCase();
-  const found = choices.find((c) => c === value) ?? aliases[value];
+  // hasOwn: a word such as `constructor` must not find Object.prototype's members.
+  const found = choices.find((c) => c === value) ?? (Object.hasOwn(aliases, value) ? aliases[value] : undefined);
   if (found === undefined) throw lineError(line, `Bad ${name} argument: ${line.args[0]} (expected ${choices.join(', ')})`);
   return found;
 }
@@ -341,7 +342,7 @@ function expand(text: string, tokens: Readonly<Record<string, string>> | undefin
       if (close < 0) throw new Error(`environment variable in "${text}" is missing its closing }`);
       const name = text.slice(i + 2, close);
       if (name === '') throw new Error(`empty environment variable name in "${text}"`);
-      const value = env[name];
+      const value = Object.hasOwn(env, name) ? env[name] : undefined;
       if (value === undefined) throw new Error(`environment variable ${name} is not set (in "${text}")`);
       out += value;
       i = close;
