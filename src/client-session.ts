@@ -105,9 +105,13 @@ export class ClientSession extends ChannelStream {
     const stderr: Buffer[] = [];
     this.on('data', (chunk: Buffer) => stdout.push(chunk));
     this.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    const closed = new Promise<void>((resolve, reject) => {
-      this.once('channel-close', (error?: SshError) => (error ? reject(error) : resolve()));
-    });
+    // Done when the channel is closed and both outputs were read to their end (data can
+    // still sit in the stream's buffer when the CLOSE arrives).
+    const closed = Promise.all([
+      new Promise<void>((resolve, reject) => this.once('channel-close', (error?: SshError) => (error ? reject(error) : resolve()))),
+      new Promise<void>((resolve) => this.once('end', resolve)),
+      new Promise<void>((resolve) => this.stderr.once('end', resolve)),
+    ]);
     await this.start('exec', command, options);
     if (options.stdin !== undefined) this.end(options.stdin);
     else this.end();

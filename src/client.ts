@@ -81,6 +81,8 @@ export interface ConnectOptions {
   readonly identities?: readonly ClientIdentity[];
   readonly password?: string | ((attempt: number) => string | undefined | Promise<string | undefined>);
   readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
+  /** Signature algorithms we may use for our own keys (PubkeyAcceptedAlgorithms); default: all we support. */
+  readonly publicKeyAlgorithms?: readonly string[];
   /** Methods in order (default publickey, keyboard-interactive, password). */
   readonly authMethods?: readonly string[];
   /**
@@ -314,6 +316,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
                 password: typeof password === 'string' ? (attempt) => (attempt === 1 ? password : undefined) : password,
                 keyboardInteractive: options.keyboardInteractive,
                 serverSigAlgs: sigAlgs,
+                acceptedAlgorithms: options.publicKeyAlgorithms,
                 hostboundKey: hostbound ? transport.serverHostKey?.blob : undefined,
               },
               {

@@ -115,7 +115,8 @@ export class AuthClient {
     const type = payload[0];
     if (type === MSG.USERAUTH_SUCCESS) {
       this.finished = true;
-      this.events.debug?.(`Authenticated using "${this.step?.kind ?? 'none'}"`);
+      const kind = this.step?.kind ?? 'none';
+      this.events.debug?.(`Authenticated using "${kind.startsWith('publickey') ? 'publickey' : kind}"`);
       this.events.success();
       return;
     }

@@ -131,6 +131,8 @@ export class AuthServer {
   private readonly completedMethods: string[] = [];
   /** Requests are handled one at a time; later ones wait here. */
   private chain: Promise<void> = Promise.resolve();
+  /** The key of the publickey attempt being handled, for the log line. */
+  private attemptKey: SshPublicKey | undefined;
   private pendingInfo: { expected: number; resolve: (answers: string[]) => void; reject: (e: Error) => void } | undefined;
 
   constructor(
@@ -203,6 +205,7 @@ export class AuthServer {
       if (this.options.banner) this.events.send(UserauthBanner.encode({ message: this.options.banner, language: '' }));
     }
     const baseMethod = method === METHOD_PUBLICKEY_HOSTBOUND ? METHOD_PUBLICKEY : method;
+    this.attemptKey = undefined;
     let outcome: AuthOutcome | 'postponed';
     if (method === METHOD_NONE) {
       outcome = this.options.hooks.none ? await this.options.hooks.none({ user, method }) : 'failure';
@@ -222,7 +225,7 @@ export class AuthServer {
       await this.equalizeTiming(user, started);
       if (method !== METHOD_NONE) {
         this.failures++;
-        this.events.log?.({ outcome: 'failed', method: baseMethod, user });
+        this.events.log?.({ outcome: 'failed', method: baseMethod, user, key: this.attemptKey });
       }
       if (this.failures >= (this.options.maxAuthTries ?? DEFAULT_MAX_AUTH_TRIES)) {
         throw new SshError('ERR_SSH_AUTH', DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE, 'Too many authentication failures');
@@ -233,8 +236,9 @@ export class AuthServer {
     // success or partial: the method counts towards AuthenticationMethods.
     const complete = this.policy.succeeded(baseMethod) && outcome === 'success';
     this.completedMethods.push(baseMethod);
+    // Logged once the outcome is known: the first factor of several is partial, not accepted.
+    this.events.log?.({ outcome: complete ? 'accepted' : 'partial', method: baseMethod, user, key: this.attemptKey });
     if (!complete) {
-      this.events.log?.({ outcome: 'partial', method: baseMethod, user });
       this.sendFailure(true);
       return;
     }
@@ -266,6 +270,7 @@ export class AuthServer {
       return 'failure';
     }
     const context: PublicKeyRequest = { user, method, key, algorithm: request.algorithm };
+    this.attemptKey = key;
     if (!request.signed) {
       // RFC 4252 §7: a query. Answer PK_OK if the key may be used; this is never a login.
       if (!(await hooks.publicKeyAllowed?.(context))) return 'failure';
@@ -284,7 +289,6 @@ export class AuthServer {
     if (!algorithm.verify(key, signedData, request.signature!)) return 'failure';
     if (!(await hooks.publicKeyAllowed?.(context))) return 'failure';
     const outcome = hooks.publicKeyVerified ? await hooks.publicKeyVerified(context) : 'success';
-    if (outcome !== 'failure') this.events.log?.({ outcome: outcome === 'success' ? 'accepted' : 'partial', method: METHOD_PUBLICKEY, user, key });
     return outcome;
   }
 
@@ -309,7 +313,6 @@ export class AuthServer {
       this.events.send(UserauthPasswdChangereq.encode({ prompt: outcome.changePassword, language: '' }));
       return 'postponed';
     }
-    if (outcome !== 'failure') this.events.log?.({ outcome: outcome === 'success' ? 'accepted' : 'partial', method: METHOD_PASSWORD, user });
     return outcome;
   }
 
@@ -328,7 +331,6 @@ export class AuthServer {
     };
     try {
       const outcome = await hook({ user, method: METHOD_KEYBOARD_INTERACTIVE, submethods }, prompt);
-      if (outcome !== 'failure') this.events.log?.({ outcome: outcome === 'success' ? 'accepted' : 'partial', method: METHOD_KEYBOARD_INTERACTIVE, user });
       return outcome;
     } catch (error) {
       if (error instanceof SshError) throw error;

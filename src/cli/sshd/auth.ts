@@ -74,11 +74,16 @@ async function strictModesOk(path: string, user: SystemUser): Promise<boolean> {
 }
 
 export function createAuthHooks(context: AuthPolicyContext, state: AuthResultState): ServerAuthHooks {
+  const reportedInvalid = new Set<string>();
   const resolveUser = (name: string): { user: SystemUser | undefined; settings: SshdSettings; refused: string | undefined } => {
     const settings = context.settings(name);
     let user = lookupUser(name);
     if (context.onlyUser && user && user.name !== context.onlyUser.name) user = undefined;
     let refused = userMayLogIn(user, settings, context.remoteAddress);
+    if (!user && !reportedInvalid.has(name)) {
+      reportedInvalid.add(name);
+      context.log(`Invalid user ${name} from ${context.remoteAddress}`);
+    }
     if (!refused && user?.uid === 0 && settings.permitRootLogin === 'no') refused = 'root login refused (PermitRootLogin no)';
     return { user, settings, refused };
   };
@@ -87,6 +92,8 @@ export function createAuthHooks(context: AuthPolicyContext, state: AuthResultSta
     const { user, settings, refused } = resolveUser(name);
     if (!settings.passwordAuthentication && !settings.kbdInteractiveAuthentication) return false;
     if (password === '' && !settings.permitEmptyPasswords) return false;
+    // PermitRootLogin applies whatever the password source (prohibit-password is the default).
+    if (user?.uid === 0 && settings.permitRootLogin !== 'yes') return false;
     const otp = context.oneTimePassword;
     if (otp && otp.user === name && !refused) return password === otp.password;
     if (settings.passwordFile) {

@@ -4,7 +4,7 @@
  */
 import type { LogLevel } from '../config/tokens.js';
 
-const ORDER: readonly string[] = ['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG', 'DEBUG1', 'DEBUG2', 'DEBUG3'];
+const ORDER: readonly string[] = ['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG1', 'DEBUG2', 'DEBUG3'];
 
 export interface Logger {
   error(line: string): void;
@@ -14,7 +14,9 @@ export interface Logger {
 }
 
 export function createLogger(level: LogLevel | string, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Logger {
-  const threshold = ORDER.indexOf(level.toUpperCase());
+  // sshd reads DEBUG as DEBUG1.
+  const normalized = level.toUpperCase() === 'DEBUG' ? 'DEBUG1' : level.toUpperCase();
+  const threshold = ORDER.indexOf(normalized);
   const at = (name: string) => (line: string) => {
     if (ORDER.indexOf(name) <= threshold) write(line);
   };

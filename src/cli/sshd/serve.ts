@@ -18,7 +18,7 @@ import type { SshdConfig, SshdSettings } from '../config/sshd-config.js';
 import { resolveForConnection } from '../config/sshd-config.js';
 import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
-import type { SystemUser } from './users.js';
+import { lookupUser, type SystemUser } from './users.js';
 import type { Logger } from './log.js';
 
 export interface ServeOptions {
@@ -81,13 +81,15 @@ export function createTsshdServer(options: ServeOptions): SshServer {
     },
     authLog: (event, connection) => {
       const where = `from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535} ssh2`;
+      const key = event.key ? `: ${describeKey(event.key).label} ${fingerprint(event.key)}` : '';
       if (event.outcome === 'failed') {
-        log.info(`Failed ${event.method} for ${event.user} ${where}`);
+        // sshd's wording, which fail2ban and similar tools look for.
+        const invalid = lookupUser(event.user) === undefined ? 'invalid user ' : '';
+        log.info(`Failed ${event.method} for ${invalid}${event.user} ${where}${key}`);
       } else if (event.outcome === 'accepted') {
-        const key = event.key ? `: ${describeKey(event.key).label} ${fingerprint(event.key)}` : '';
         log.info(`Accepted ${event.method} for ${event.user} ${where}${key}`);
       } else {
-        log.info(`Partial ${event.method} for ${event.user} ${where}`);
+        log.info(`Partial ${event.method} for ${event.user} ${where}${key}`);
       }
     },
     debug: (line, connection) => log.debug(`${connection.remoteAddress ?? ''}: ${line}`),

@@ -1,0 +1,229 @@
+#!/usr/bin/env node
+/**
+ * tssh: the SSH client program, with ssh's command line and ~/.ssh/config.
+ *
+ *   tssh [options] [user@]host [command [argument ...]]
+ *
+ * The remote command's exit status is tssh's (255 for a connection error).
+ */
+import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { parseSshArgs, SshUsageError, SSH_USAGE, type SshArgs } from './ssh/args.js';
+import { connectWithOptions, type ClientLog } from './ssh/connect.js';
+import { attachSession } from './ssh/interactive.js';
+import { loadSshConfig, resolveHost, formatSshConfig, type SshConfig, type SshOptions, type Forward } from './config/ssh-config.js';
+import { ConfigError } from './config/tokens.js';
+import { VERSION, type SshClient } from '../client.js';
+import { matchPattern } from '../keys/patterns.js';
+
+function loadConfigs(args: SshArgs): SshConfig[] {
+  if (args.configFile) return [loadSshConfig(args.configFile)];
+  return [
+    loadSshConfig(join(homedir(), '.ssh', 'config'), { optional: true }),
+    loadSshConfig('/etc/ssh/ssh_config', { optional: true, system: true }),
+  ];
+}
+
+function makeLog(args: SshArgs): ClientLog {
+  return (level, line) => {
+    if (args.verbose < level || args.quiet) return;
+    const text = `debug${level}: ${line}\n`;
+    if (args.logFile) appendFileSync(args.logFile, text);
+    else process.stderr.write(text);
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseSshArgs(argv);
+  if (args.version) {
+    process.stderr.write(`tssh_${VERSION}, Node.js ${process.version}, OpenSSL ${process.versions.openssl}\n`);
+    return 0;
+  }
+  const configs = loadConfigs(args);
+  const resolve = (host: string, user?: string | null, port?: number | null, identityFiles?: string[], overrides?: string[]): SshOptions =>
+    resolveHost(configs, host, {
+      user: user ?? undefined,
+      port: port ?? undefined,
+      identityFiles,
+      overrides,
+      localUser: userInfo().username,
+    });
+  const options = resolve(args.destination, args.user, args.port, args.identityFiles.length > 0 ? args.identityFiles : undefined, args.overrides);
+  if (args.printConfig) {
+    process.stdout.write(formatSshConfig(options));
+    return 0;
+  }
+  const log = makeLog(args);
+  for (const note of options.notes) log(1, note);
+
+  if (args.background && process.env.TSSH_BACKGROUND_CHILD !== '1') return goBackground(argv);
+
+  let client: SshClient;
+  try {
+    client = await connectWithOptions(options, (host, user, port) => resolve(host, user, port), log);
+  } catch (error) {
+    if (!args.quiet) process.stderr.write(`tssh: ${(error as Error).message}\n`);
+    return 255;
+  }
+  const lost = new Promise<number>((resolveLost) =>
+    client.once('close', (error) => {
+      if (error && !args.quiet) process.stderr.write(`Connection to ${options.hostName} closed: ${error.message}\n`);
+      resolveLost(255);
+    }),
+  );
+  if (options.forwardAgent !== false) {
+    const agent = typeof options.forwardAgent === 'string' ? options.forwardAgent.replace(/^\$(\w+)$/, (_m, v: string) => process.env[v] ?? '') : process.env.SSH_AUTH_SOCK;
+    if (agent) client.forwardAgent(agent);
+  }
+
+  const forwardsOk = await startForwards(client, options, log);
+  if (!forwardsOk && options.exitOnForwardFailure) {
+    await client.end();
+    return 255;
+  }
+
+  if (args.stdioForward) {
+    const colon = args.stdioForward.lastIndexOf(':');
+    const stream = await client.forwardOut(args.stdioForward.slice(0, colon).replace(/^\[|\]$/g, ''), Number(args.stdioForward.slice(colon + 1)));
+    process.stdin.pipe(stream).pipe(process.stdout);
+    await new Promise<void>((r) => stream.once('close', () => r()));
+    await client.end();
+    return 0;
+  }
+
+  signalBackgroundReady();
+  if (args.noCommand) return lost;
+
+  const command = args.command.length > 0 ? args.command.join(' ') : (options.remoteCommand ?? undefined);
+  const stdinTty = process.stdin.isTTY === true;
+  let wantTty: boolean;
+  const requestTTY = args.tty === 2 ? 'force' : args.tty === 1 ? 'yes' : args.tty === -1 ? 'no' : options.requestTTY;
+  if (requestTTY === 'force') wantTty = true;
+  else if (requestTTY === 'yes') wantTty = stdinTty;
+  else if (requestTTY === 'no') wantTty = false;
+  else wantTty = command === undefined && stdinTty;
+  if (requestTTY === 'yes' && !stdinTty && !args.quiet) {
+    process.stderr.write('Pseudo-terminal will not be allocated because stdin is not a terminal.\n');
+  }
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && options.sendEnv.some((p) => matchPattern(name, p))) env[name] = value;
+  }
+  for (const { name, value } of options.setEnv) env[name] = value;
+
+  const session = await client.openSession();
+  const pty = wantTty
+    ? { term: process.env.TERM ?? 'xterm', columns: process.stdout.columns ?? 80, rows: process.stdout.rows ?? 24 }
+    : undefined;
+  try {
+    if (command === undefined) await session.start('shell', undefined, { pty, env });
+    else if (args.subsystem) await session.start('subsystem', command, { env });
+    else await session.start('exec', command, { pty, env });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    await client.end();
+    return 255;
+  }
+  const escapeChar = args.escapeChar === 'none' ? undefined : (args.escapeChar ?? '~');
+  const status = await Promise.race([
+    attachSession(session, { terminal: wantTty, escapeChar, disconnect: () => void client.end() }),
+    lost,
+  ]);
+  await client.end();
+  return status;
+}
+
+/** LocalForward, RemoteForward and DynamicForward; false if any could not be set up. */
+async function startForwards(client: SshClient, options: SshOptions, log: ClientLog): Promise<boolean> {
+  let ok = true;
+  const bind = (forward: Forward): { host: string; port: number } | undefined =>
+    'path' in forward.listen ? undefined : { host: forward.listen.host ?? (options.gatewayPorts ? '0.0.0.0' : '127.0.0.1'), port: forward.listen.port };
+  for (const forward of options.localForward) {
+    const listen = bind(forward);
+    const target = forward.connect;
+    if (!listen || !target || 'path' in target) {
+      log(1, 'Unix socket local forwarding is not supported yet');
+      ok = false;
+      continue;
+    }
+    try {
+      await client.forwardLocal(listen.port, target.host ?? 'localhost', target.port, listen.host);
+      log(1, `Local connections to ${listen.host}:${listen.port} forwarded to remote address ${target.host}:${target.port}`);
+    } catch (error) {
+      process.stderr.write(`bind [${listen.host}]:${listen.port}: ${(error as Error).message}\nCould not request local forwarding.\n`);
+      ok = false;
+    }
+  }
+  for (const forward of options.dynamicForward) {
+    const listen = bind(forward);
+    if (!listen) continue;
+    try {
+      await client.openSocksProxy(listen.port, listen.host);
+      log(1, `Local forwarding listening on ${listen.host} port ${listen.port}.`);
+    } catch (error) {
+      process.stderr.write(`bind [${listen.host}]:${listen.port}: ${(error as Error).message}\n`);
+      ok = false;
+    }
+  }
+  for (const forward of options.remoteForward) {
+    if ('path' in forward.listen || !forward.connect || 'path' in forward.connect) {
+      log(1, 'Unix socket remote forwarding is not supported yet');
+      ok = false;
+      continue;
+    }
+    const target = forward.connect;
+    const listenPort = forward.listen.port;
+    try {
+      const result = await client.forwardIn(forward.listen.host ?? '', listenPort, (stream) => {
+        import('node:net').then(({ connect }) => {
+          const socket = connect({ host: target.host ?? 'localhost', port: target.port });
+          socket.pipe(stream).pipe(socket);
+          socket.on('error', () => stream.destroy());
+          stream.on('error', () => socket.destroy());
+        }, () => stream.destroy());
+      });
+      if (listenPort === 0) process.stderr.write(`Allocated port ${result.port} for remote forward to ${target.host}:${target.port}\n`);
+    } catch (error) {
+      process.stderr.write(`Warning: remote port forwarding failed for listen port ${listenPort}\n`);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+/** -f: run again detached, wait until it is connected, then return (as ssh's fork after auth). */
+function goBackground(argv: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [process.argv[1]!, ...argv], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      env: { ...process.env, TSSH_BACKGROUND_CHILD: '1' },
+    });
+    child.once('message', () => {
+      child.disconnect();
+      child.unref();
+      resolve(0);
+    });
+    child.once('exit', (code) => resolve(code ?? 255));
+  });
+}
+
+function signalBackgroundReady(): void {
+  if (process.env.TSSH_BACKGROUND_CHILD === '1' && process.send) {
+    process.send('ready');
+    process.disconnect?.();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof SshUsageError) process.stderr.write(`tssh: ${error.message}\n${SSH_USAGE}`);
+    else if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
+    else process.stderr.write(`tssh: ${(error as Error).message}\n`);
+    process.exit(255);
+  },
+);
+
