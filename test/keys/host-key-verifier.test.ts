@@ -122,7 +122,7 @@ describe('HostKeyVerifier', () => {
       const v = verifier({ userKnownHostsFiles: [knownHosts], policy: 'strict' });
       await assert.rejects(v.verify('new.example.com', 22, ED1), {
         name: 'HostKeyError',
-        message: `no host key is known for new.example.com and StrictHostKeyChecking is strict (the server offered ssh-ed25519 ${ED1_FP})`,
+        message: `no host key is known for new.example.com and StrictHostKeyChecking is strict (the server offered ssh-ed25519 ${ED1_FP}); if you trust it, add it to known_hosts or connect once with StrictHostKeyChecking=accept-new`,
       });
       assert.equal(existsSync(knownHosts), false);
     }),
