@@ -1,0 +1,71 @@
+/**
+ * tssh: SSH-2 for Node.js, client and server.
+ *
+ *   import { connect, createServer } from 'tssh';
+ */
+export { connect, SshClient, VERSION, resolveAlgorithms } from './client.js';
+export type {
+  ConnectOptions,
+  KnownHostsOptions,
+  HostKeyContext,
+  AlgorithmSettings,
+  ClientEvents,
+  ForwardedConnection,
+} from './client.js';
+export { ClientSession } from './client-session.js';
+export type { ExecResult, ExitInfo, PtyOptions } from './client-session.js';
+export { createServer, SshServer, ServerConnection } from './server.js';
+export type {
+  ServerOptions,
+  ServerConnectionEvents,
+  SshServerEvents,
+  DirectTcpipRequest,
+  RemoteForwardRequest,
+} from './server.js';
+export { ServerSession } from './server-session.js';
+export type { ServerSessionEvents, SessionRequest } from './server-session.js';
+export { ChannelStream } from './channel.js';
+export type {
+  ServerAuthHooks,
+  AuthOutcome,
+  AuthRequestBase,
+  PublicKeyRequest,
+  PasswordRequest,
+  PasswordChangeRequest,
+  PasswordOutcome,
+  KeyboardInteractiveRequest,
+  KeyboardInteractivePrompt,
+  AuthLogEvent,
+} from './auth/server.js';
+export { MethodPolicy } from './auth/policy.js';
+export type { ClientIdentity } from './auth/client.js';
+export { AuthenticationFailedError } from './auth/client.js';
+export type { InfoRequest, Prompt } from './auth/messages.js';
+export type { PtyRequest, WindowChange, ExitSignal } from './connection/session.js';
+export { ChannelOpenError } from './connection/mux.js';
+export { ChannelOpenFailure } from './connection/messages.js';
+export type { SshPublicKey, SshPrivateKey } from './algorithms/types.js';
+export { generatePrivateKey } from './keys/private-key.js';
+export { parsePrivateKeyFile, formatPrivateKeyFile } from './keys/private-key-file.js';
+export { parsePublicKeyText, formatOpenSshPublicKey } from './keys/public-key-text.js';
+export { fingerprint } from './keys/fingerprint.js';
+export { AgentClient, AgentServer, InMemoryAgent } from './keys/agent.js';
+export type { SshAgent, AgentIdentity } from './keys/agent.js';
+export { HostKeyVerifier } from './keys/host-key-verifier.js';
+export {
+  SshError,
+  ProtocolError,
+  VersionError,
+  NegotiationError,
+  KexError,
+  MacError,
+  CompressionError,
+  HostKeyError,
+  DisconnectError,
+  ConnectionLostError,
+  TimeoutError,
+  KeyFormatError,
+  DisconnectReason,
+  disconnectReasonName,
+} from './errors.js';
+export type { SshErrorCode, DisconnectReasonCode } from './errors.js';
