@@ -5,6 +5,7 @@
  * unknown or refused user treated exactly like a wrong password.
  */
 import { stat } from 'node:fs/promises';
+import { timingSafeEqual } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import type { ServerAuthHooks } from '../../auth/server.js';
 import type { SshPublicKey } from '../../algorithms/types.js';
@@ -92,10 +93,12 @@ export function createAuthHooks(context: AuthPolicyContext, state: AuthResultSta
     const { user, settings, refused } = resolveUser(name);
     if (!settings.passwordAuthentication && !settings.kbdInteractiveAuthentication) return false;
     if (password === '' && !settings.permitEmptyPasswords) return false;
+    // The embedded default's one-time password, printed to whoever started tsshd, logs in the
+    // user who started it (root included: it is a random secret, not a guessable password).
+    const otp = context.oneTimePassword;
+    if (otp && otp.user === name && !refused) return password.length === otp.password.length && timingSafeEqual(Buffer.from(password), Buffer.from(otp.password));
     // PermitRootLogin applies whatever the password source (prohibit-password is the default).
     if (user?.uid === 0 && settings.permitRootLogin !== 'yes') return false;
-    const otp = context.oneTimePassword;
-    if (otp && otp.user === name && !refused) return password === otp.password;
     if (settings.passwordFile) {
       const entries = await readPasswordFile(settings.passwordFile);
       const hash = entries.get(name);
