@@ -21,6 +21,7 @@ import { loadOrCreateHostKeys } from './sshd/host-keys.js';
 import { createTsshdServer, readPublicKeyFiles } from './sshd/serve.js';
 import { currentUser, runningAsRoot } from './sshd/users.js';
 import { passwdCommand } from './sshd/passwd-command.js';
+import { loadPam } from './sshd/pam.js';
 import { fingerprint } from '../keys/fingerprint.js';
 import { parseOpenSshPublicKey } from '../keys/public-key-text.js';
 
@@ -124,7 +125,15 @@ async function main(argv: string[]): Promise<number> {
   if (embedded && !existsSync(join(sshDir, 'authorized_keys')) && pubFiles.length === 0) {
     oneTimePassword = { user: me.name, password: randomBytes(9).toString('base64url') };
   }
+  // PAM checks system users' passwords when we are root and UsePAM is on.
+  let pam: ((user: string, password: string) => Promise<boolean>) | undefined;
+  if (root && settings.usePAM) {
+    const loaded = loadPam();
+    if ('check' in loaded) pam = (user, password) => loaded.check(user, password, '');
+    else log.info(`UsePAM yes, but PAM is unavailable: ${loaded.unavailable}`);
+  }
   const server = createTsshdServer({
+    pam,
     config: () => config,
     hostKeys,
     log,
