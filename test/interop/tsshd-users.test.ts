@@ -22,6 +22,19 @@ import {
 } from '../helpers/auth-lab.js';
 import type { OpenSshFixture } from '../helpers/openssh.js';
 import { lookupUser } from '../../src/cli/sshd/users.js';
+import { loadPam } from '../../src/cli/sshd/pam.js';
+import { peersRequired } from '../helpers/peers.js';
+import type { TestContext } from 'node:test';
+
+/** PAM needs the optional authenticate-pam binding, built at npm install when libpam0g-dev is present. */
+function havePam(t: TestContext): boolean {
+  const pam = loadPam();
+  if ('check' in pam) return true;
+  const reason = `needs PAM: ${pam.unavailable} (install Debian package libpam0g-dev, then npm install)`;
+  if (peersRequired()) throw new Error(`${reason}; TSSH_REQUIRE_PEERS=1 forbids skipping`);
+  t.skip(reason);
+  return false;
+}
 
 describe('tsshd as root logs in a local user', () => {
   let lab: OpenSshFixture | undefined;
@@ -75,7 +88,7 @@ describe('tsshd as root logs in a local user', () => {
   });
 
   test('a password checked through PAM logs the user in', async (t) => {
-    if (!havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+    if (!havePeers(t, 'ssh') || !canMakeSystemUsers(t) || !havePam(t)) return;
     const askpass = writeAskpass(lab!, 'pam', PASSWORD);
     const result = await lab!.runSsh(['127.0.0.1', COMMAND], {
       port: tsshd!.port,
@@ -90,7 +103,7 @@ describe('tsshd as root logs in a local user', () => {
   });
 
   test('a wrong password is refused through PAM', async (t) => {
-    if (!havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+    if (!havePeers(t, 'ssh') || !canMakeSystemUsers(t) || !havePam(t)) return;
     const askpass = writeAskpass(lab!, 'pam-wrong', 'not the password');
     const result = await lab!.runSsh(['127.0.0.1', COMMAND], {
       port: tsshd!.port,
