@@ -111,6 +111,12 @@ export class Endpoint extends EventEmitter {
     this.transport.disconnect(reason, description);
   }
 
+  /** Drop the connection at once, without a word on the wire (as sshd does for MaxStartups). */
+  destroy(): void {
+    this.stream.destroy();
+    this.transport.end();
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

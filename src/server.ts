@@ -172,6 +172,11 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
     this.endpoint.disconnect();
   }
 
+  /** Close the socket at once, before or instead of any protocol exchange. */
+  drop(): void {
+    this.endpoint.destroy();
+  }
+
   private openRequested(type: string, data: Buffer, channel: MuxChannel): OpenDecision | Promise<OpenDecision> {
     const refuse = (reason: ChannelOpenFailureCode, description: string): OpenDecision => ({ reason, description });
     if (type === 'session') {

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
@@ -132,7 +132,16 @@ async function main(argv: string[]): Promise<number> {
     if ('check' in loaded) pam = (user, password) => loaded.check(user, password, '');
     else log.info(`UsePAM yes, but PAM is unavailable: ${loaded.unavailable}`);
   }
+  let banner: string | undefined;
+  if (settings.banner) {
+    try {
+      banner = await readFile(settings.banner, 'utf8');
+    } catch (error) {
+      log.error(`Banner ${settings.banner}: ${(error as Error).message}`);
+    }
+  }
   const server = createTsshdServer({
+    banner,
     pam,
     config: () => config,
     hostKeys,

@@ -30,6 +30,8 @@ export interface ServeOptions {
   readonly extraAuthorizedKeys?: (user: SystemUser) => Promise<readonly SshPublicKey[]>;
   readonly oneTimePassword?: { readonly user: string; readonly password: string };
   readonly pam?: (user: string, password: string) => Promise<boolean>;
+  /** The Banner file's text, read at start (sshd reads it per connection; a reload re-reads it). */
+  readonly banner?: string;
 }
 
 function settingsFor(config: SshdConfig, connection: ServerConnection, user: string): SshdSettings {
@@ -57,6 +59,7 @@ export function createTsshdServer(options: ServeOptions): SshServer {
     },
     authenticationMethods: base.authenticationMethods === 'any' ? undefined : new MethodPolicy(base.authenticationMethods),
     maxAuthTries: base.maxAuthTries,
+    banner: options.banner,
     loginGraceTime: base.loginGraceTime * 1000,
     keepaliveInterval: base.clientAliveInterval * 1000,
     keepaliveCountMax: base.clientAliveCountMax,
@@ -95,8 +98,25 @@ export function createTsshdServer(options: ServeOptions): SshServer {
     debug: (line, connection) => log.debug(`${connection.remoteAddress ?? ''}: ${line}`),
   });
 
+  // MaxStartups start:rate:full: beyond `start` unauthenticated connections, refuse rate% of new
+  // ones at random, and all of them from `full` on (sshd's drop_connection()).
+  let unauthenticated = 0;
   server.on('connection', (connection) => {
     log.verbose(`Connection from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}`);
+    const { start, rate, full } = options.config().settings.maxStartups;
+    if (unauthenticated >= full || (unauthenticated >= start && Math.random() * 100 < rate + ((100 - rate) * (unauthenticated - start)) / Math.max(1, full - start))) {
+      log.info(`drop connection from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}: MaxStartups exceeded (${unauthenticated} unauthenticated)`);
+      connection.drop();
+      return;
+    }
+    unauthenticated++;
+    let counted = true;
+    const uncount = (): void => {
+      if (counted) unauthenticated--;
+      counted = false;
+    };
+    connection.once('authenticated', uncount);
+    connection.once('close', uncount);
     connection.on('close', (error) => {
       const who = connection.user ? `user ${connection.user} ` : '';
       const where = `${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}`;
