@@ -82,7 +82,11 @@ async function openTcp(options: SshOptions, log: ClientLog): Promise<Socket> {
       lastError = error as Error;
     }
   }
-  const message = (lastError as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED' ? 'Connection refused' : lastError?.message;
+  const code = (lastError as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    throw new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, `Could not resolve hostname ${options.hostName}: Name or service not known`);
+  }
+  const message = code === 'ECONNREFUSED' ? 'Connection refused' : lastError?.message;
   throw new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, `connect to host ${options.hostName} port ${options.port}: ${message}`);
 }
 

@@ -1,0 +1,185 @@
+/**
+ * tsshd and tssh as a user runs them: clear messages and non-zero exits for a bad config line, a
+ * port in use, an unreadable host key and an unknown host; and tssh driven by an ssh_config with
+ * Host patterns, Include and a jump host, against real OpenSSH and against tsshd.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { havePeers, peerPath } from '../helpers/peers.js';
+import { createLab, run, startTsshd, TSSHD, type Tsshd } from '../helpers/auth-lab.js';
+import type { OpenSshFixture, SshdListening } from '../helpers/openssh.js';
+
+const TSSH = resolve('dist/src/cli/tssh.js');
+const NO_DNS = resolve('dist/test/helpers/no-dns.js');
+const node = process.execPath;
+
+describe('tsshd refuses to start, with a message and a non-zero exit', () => {
+  let lab: OpenSshFixture;
+  before(async () => (lab = await createLab()));
+  after(() => lab.cleanup());
+
+  test('a bad config line names the file, the line and the problem', async () => {
+    const config = lab.path('bad_sshd_config');
+    writeFileSync(config, `Port 2222\nPasswordAuthentication maybe\n`);
+    const result = await run(node, [TSSHD, '-f', config, '-t']);
+    assert.equal(result.code, 255);
+    assert.equal(result.stderr.trim(), `${config} line 2: Bad yes/no argument: maybe`);
+  });
+
+  test('an unknown keyword is an error, a keyword sshd knows but tsshd ignores is a warning', async () => {
+    const config = lab.path('unknown_sshd_config');
+    writeFileSync(config, `UseDNS no\nFrobnicate yes\n`);
+    const result = await run(node, [TSSHD, '-f', config, '-t']);
+    assert.equal(result.code, 255);
+    assert.match(result.stderr, new RegExp(`${config.replace(/[.]/g, '\\.')} line 2: unsupported option "Frobnicate"`));
+    const ok = lab.path('ignored_sshd_config');
+    writeFileSync(ok, `UseDNS no\nHostKey ${lab.hostKeys.ed25519.privateKey}\n`);
+    const checked = await run(node, [TSSHD, '-f', ok, '-t']);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stderr, /line 1: tsshd ignores UseDNS/);
+  });
+
+  test('a port already in use', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const config = lab.path('busy_sshd_config');
+      writeFileSync(config, `ListenAddress 127.0.0.1\nHostKey ${lab.hostKeys.ed25519.privateKey}\n`);
+      const result = await run(node, [TSSHD, '-f', config, '-p', String(port), '-D', '-e']);
+      assert.equal(result.code, 255);
+      assert.match(result.stderr, new RegExp(`Bind to port ${port} on 127\\.0\\.0\\.1 failed: Address already in use\\.`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('an unreadable host key', async () => {
+    const key = lab.path('garbage_host_key');
+    writeFileSync(key, 'this is not a key\n', { mode: 0o600 });
+    const config = lab.path('garbage_sshd_config');
+    writeFileSync(config, `HostKey ${key}\n`);
+    const result = await run(node, [TSSHD, '-f', config, '-t']);
+    assert.equal(result.code, 255);
+    assert.match(result.stderr, new RegExp(`Unable to load host key ${key.replace(/[.]/g, '\\.')}: `));
+  });
+
+  test('-T prints the effective configuration, -o and -p winning over the file', async () => {
+    const config = lab.path('print_sshd_config');
+    writeFileSync(config, `Port 2200\nMaxAuthTries 3\nHostKey ${lab.hostKeys.ed25519.privateKey}\n`);
+    const result = await run(node, [TSSHD, '-f', config, '-T', '-p', '2201', '-o', 'MaxAuthTries 5']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^port 2201$/m);
+    assert.match(result.stdout, /^maxauthtries 5$/m);
+  });
+});
+
+describe('tssh as ssh is used', () => {
+  let lab: OpenSshFixture;
+  let sshd: SshdListening | undefined;
+  let tsshd: Tsshd | undefined;
+  let configDir: string;
+
+  before(async () => {
+    lab = await createLab();
+    configDir = lab.path('dotssh');
+    mkdirSync(configDir, { recursive: true });
+  });
+  after(async () => {
+    await tsshd?.stop();
+    await lab.cleanup();
+  });
+
+  async function startPeers(): Promise<void> {
+    sshd ??= await lab.spawnSshdListening(lab.sshdConfig({ extra: ['SetEnv SHLVL=1'] }));
+    tsshd ??= await startTsshd(lab, []);
+  }
+
+  function writeConfig(): string {
+    // Host patterns with wildcards and negation, and an Include that defines more hosts.
+    const included = join(configDir, 'hosts.d');
+    mkdirSync(included, { recursive: true });
+    writeFileSync(
+      join(included, 'lab.conf'),
+      `Host tsshd-box\n  HostName 127.0.0.1\n  Port ${tsshd!.port}\n`,
+    );
+    const config = join(configDir, 'config');
+    writeFileSync(
+      config,
+      [
+        `Include ${included}/*.conf`,
+        `Host sshd-* !sshd-excluded`,
+        `  HostName 127.0.0.1`,
+        `  Port ${sshd!.port}`,
+        `Host *`,
+        `  User ${lab.user}`,
+        `  IdentityFile ${lab.userKey.privateKey}`,
+        `  IdentitiesOnly yes`,
+        `  IdentityAgent none`,
+        `  UserKnownHostsFile ${lab.path('tssh_known_hosts')}`,
+        `  StrictHostKeyChecking accept-new`,
+        `  BatchMode yes`,
+        '',
+      ].join('\n'),
+    );
+    return config;
+  }
+
+  test('exec through a config file with Host patterns and Include, stdout, stderr and exit code passed through', async (t) => {
+    if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
+    await startPeers();
+    const config = writeConfig();
+    const toSshd = await run(node, [TSSH, '-F', config, 'sshd-main', 'echo out; echo err >&2; exit 3']);
+    assert.equal(toSshd.code, 3, toSshd.stderr);
+    assert.equal(toSshd.stdout, 'out\n');
+    assert.match(toSshd.stderr, /^err$/m);
+    const toTsshd = await run(node, [TSSH, '-F', config, 'tsshd-box', 'echo from-tsshd']);
+    assert.equal(toTsshd.code, 0, toTsshd.stderr);
+    assert.equal(toTsshd.stdout, 'from-tsshd\n');
+    // The negated pattern does not match: no HostName, so the name itself is used, and fails.
+    const excluded = await run(node, ['--import', NO_DNS, TSSH, '-F', config, 'sshd-excluded', 'true']);
+    assert.equal(excluded.code, 255);
+    assert.match(excluded.stderr, /Could not resolve hostname sshd-excluded/);
+  });
+
+  test('-G prints the resolved configuration', async (t) => {
+    if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
+    await startPeers();
+    const result = await run(node, [TSSH, '-F', writeConfig(), '-G', 'tsshd-box']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^hostname 127\.0\.0\.1$/m);
+    assert.match(result.stdout, new RegExp(`^port ${tsshd!.port}$`, 'm'));
+  });
+
+  test('a jump host: tssh -J through OpenSSH to tsshd, and ssh -J through tsshd to sshd', async (t) => {
+    if (!havePeers(t, 'ssh', 'sshd', 'ssh-keygen')) return;
+    await startPeers();
+    const config = writeConfig();
+    const viaSshd = await run(node, [TSSH, '-F', config, '-J', 'sshd-jump', 'tsshd-box', 'echo jumped']);
+    assert.equal(viaSshd.code, 0, viaSshd.stderr);
+    assert.equal(viaSshd.stdout, 'jumped\n');
+    // OpenSSH's ssh reads the same config file: the jump host is tsshd.
+    const viaTsshd = await run(peerPath('ssh'), ['-F', config, '-J', 'tsshd-box', 'sshd-main', 'echo through-tsshd']);
+    assert.equal(viaTsshd.code, 0, viaTsshd.stderr);
+    assert.equal(viaTsshd.stdout, 'through-tsshd\n');
+  });
+
+  test('an unknown host: a clear message and exit 255', async () => {
+    const result = await run(node, ['--import', NO_DNS, TSSH, '-F', '/dev/null', 'nosuchhost.invalid', 'true']);
+    assert.equal(result.code, 255);
+    assert.equal(result.stderr.trim(), 'tssh: Could not resolve hostname nosuchhost.invalid: Name or service not known');
+  });
+
+  test('a refused connection: a clear message and exit 255', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    blocker.close();
+    const result = await run(node, [TSSH, '-F', '/dev/null', '-p', String(port), '127.0.0.1', 'true']);
+    assert.equal(result.code, 255);
+    assert.equal(result.stderr.trim(), `tssh: connect to host 127.0.0.1 port ${port}: Connection refused`);
+  });
+});
