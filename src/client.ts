@@ -81,6 +81,8 @@ export interface ConnectOptions {
   readonly identities?: readonly ClientIdentity[];
   readonly password?: string | ((attempt: number) => string | undefined | Promise<string | undefined>);
   readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
+  /** The server says the password expired (RFC 4252 §8): return the old and the new one, or undefined to give up. */
+  readonly changePassword?: (prompt: string) => { oldPassword: string; newPassword: string } | undefined | Promise<{ oldPassword: string; newPassword: string } | undefined>;
   /** Signature algorithms we may use for our own keys (PubkeyAcceptedAlgorithms); default: all we support. */
   readonly publicKeyAlgorithms?: readonly string[];
   /** Methods in order (default publickey, keyboard-interactive, password). */
@@ -315,6 +317,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
                 identities,
                 password: typeof password === 'string' ? (attempt) => (attempt === 1 ? password : undefined) : password,
                 keyboardInteractive: options.keyboardInteractive,
+                changePassword: options.changePassword,
                 serverSigAlgs: sigAlgs,
                 acceptedAlgorithms: options.publicKeyAlgorithms,
                 hostboundKey: hostbound ? transport.serverHostKey?.blob : undefined,

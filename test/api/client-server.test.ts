@@ -114,6 +114,33 @@ describe('our client and our server over TCP', () => {
     });
   });
 
+  test('an expired password is changed through SSH_MSG_USERAUTH_PASSWD_CHANGEREQ, and refused without a change hook', async (t) => {
+    let current = 'old-secret';
+    const { port } = await startServer(t, {
+      auth: {
+        password: ({ password }) => (password === current ? { changePassword: 'Your password has expired' } : 'failure'),
+        changePassword: ({ oldPassword, newPassword }) => {
+          if (oldPassword !== current || newPassword.length < 8) return 'failure';
+          current = newPassword;
+          return 'success';
+        },
+      },
+    });
+    const prompts: string[] = [];
+    const client = await connect({
+      ...(await baseOptions(port)),
+      password: 'old-secret',
+      changePassword: (prompt) => {
+        prompts.push(prompt);
+        return { oldPassword: 'old-secret', newPassword: 'new-secret-1' };
+      },
+    });
+    assert.deepEqual(prompts, ['Your password has expired']);
+    assert.equal(current, 'new-secret-1');
+    await client.end();
+    await assert.rejects(connect({ ...(await baseOptions(port)), password: 'new-secret-1' }), /Permission denied/);
+  });
+
   test('an unknown user gets exactly the answer a wrong password gets', async (t) => {
     const { port } = await startServer(t);
     const wrongPassword = await connect({ ...(await baseOptions(port)), password: 'nope' }).catch((e: Error) => e.message);
