@@ -161,6 +161,41 @@ function listenOn(server: NetServer, port: number, host: string): Promise<NetSer
   });
 }
 
+export interface ExecOptions {
+  /** Written to the command's stdin, which is then closed. */
+  readonly stdin?: string | Buffer;
+  readonly pty?: PtyOptions;
+  readonly env?: Record<string, string>;
+  /** Abort: the channel is closed and the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+/** Race `work` against `signal`: an abort closes the session's channel and rejects. */
+function withAbort<T>(signal: AbortSignal | undefined, session: ClientSession, work: Promise<T>): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    session.close();
+    return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      session.close();
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 export interface ClientEvents {
   banner: [message: string];
   /** The server announced its host keys (hostkeys-00@openssh.com); proveHostKeys() checks them. */
@@ -477,30 +512,33 @@ export class SshClient extends EventEmitter<ClientEvents> {
     return session;
   }
 
-  /** Run a command; resolves when it exits, with its output and exit status. */
-  async exec(command: string, options: { stdin?: string | Buffer; pty?: PtyOptions; env?: Record<string, string> } = {}): Promise<ExecResult> {
+  /**
+   * Run a command; resolves when it exits, with its output and exit status. With `signal`, an
+   * abort closes the channel (the command gets SIGHUP from sshd) and rejects with the reason.
+   */
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const session = await this.openSession();
-    return session.run(command, options);
+    return withAbort(options.signal, session, session.run(command, options));
   }
 
   /** Start a command and return its session stream (stdout; `.stderr`; 'exit' event). */
-  async execStream(command: string, options: { pty?: PtyOptions; env?: Record<string, string> } = {}): Promise<ClientSession> {
+  async execStream(command: string, options: Omit<ExecOptions, 'stdin'> = {}): Promise<ClientSession> {
     const session = await this.openSession();
-    await session.start('exec', command, options);
+    await withAbort(options.signal, session, session.start('exec', command, options));
     return session;
   }
 
   /** An interactive shell, with a pseudo-terminal unless `pty: false`. */
-  async shell(options: { pty?: PtyOptions | false; env?: Record<string, string> } = {}): Promise<ClientSession> {
+  async shell(options: { pty?: PtyOptions | false; env?: Record<string, string>; signal?: AbortSignal } = {}): Promise<ClientSession> {
     const session = await this.openSession();
-    await session.start('shell', undefined, { pty: options.pty === false ? undefined : (options.pty ?? {}), env: options.env });
+    await withAbort(options.signal, session, session.start('shell', undefined, { pty: options.pty === false ? undefined : (options.pty ?? {}), env: options.env }));
     return session;
   }
 
   /** A subsystem such as `sftp` or `netconf`. */
-  async subsystem(name: string): Promise<ClientSession> {
+  async subsystem(name: string, options: { signal?: AbortSignal } = {}): Promise<ClientSession> {
     const session = await this.openSession();
-    await session.start('subsystem', name, {});
+    await withAbort(options.signal, session, session.start('subsystem', name, {}));
     return session;
   }
 

@@ -21,6 +21,8 @@ function keys() {
   return keysPromise;
 }
 
+let sleepClosed = false;
+
 /** A server whose sessions run a tiny command language: `echo X`, `exit N`, `cat`. */
 async function startServer(t: { after(fn: () => unknown): void }, options: Partial<ServerOptions> = {}): Promise<{ server: SshServer; port: number }> {
   const k = await keys();
@@ -43,6 +45,9 @@ async function startServer(t: { after(fn: () => unknown): void }, options: Parti
           session.exit(0);
         } else if (command.startsWith('exit ')) {
           session.exit(Number(command.slice(5)));
+        } else if (command === 'sleep') {
+          // Never exits by itself: only the client closing the channel ends it.
+          session.once('channel-close', () => (sleepClosed = true));
         } else if (command === 'cat') {
           session.pipe(session, { end: false });
           session.on('end', () => session.exit(0));
@@ -78,6 +83,19 @@ describe('our client and our server over TCP', () => {
     assert.equal(result.stderr.toString(), 'to stderr\n');
     assert.equal(result.code, 0);
     assert.equal((await client.exec('exit 42')).code, 42);
+    await client.end();
+  });
+
+  test('exec with an AbortSignal: an abort closes the channel and rejects with the reason', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice] });
+    const controller = new AbortController();
+    const running = client.exec('sleep', { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('took too long')), 50);
+    await assert.rejects(running, /took too long/);
+    assert.equal((await client.exec('echo still usable')).stdout.toString(), 'still usable\n');
+    assert.equal(sleepClosed, true);
     await client.end();
   });
 
