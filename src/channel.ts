@@ -100,12 +100,13 @@ export class ChannelStream extends Duplex {
           this.push(null);
           this.stderrReadable?.push(null);
         }
-        this.failPending(error ?? new Error('channel closed'));
         this.emit('channel-close', error);
-        // A lost connection is an 'error' only for a stream someone listens to errors on: an
-        // unhandled 'error' would crash the process, and `closeError` keeps the reason.
-        if (error && this.listenerCount('error') > 0) this.destroy(error);
-        else if (!this.destroyed) this.destroy();
+        // Destroyed without an error even when the connection failed under it: an 'error' would
+        // crash the process unless the application handles it (pipe() re-throws one when its own
+        // listener is the only one), and `closeError` and 'channel-close' carry the reason.
+        // Destroying first also makes the writes still waiting fail on a destroyed stream, which
+        // reaches their callbacks but is never emitted as 'error' (see _destroy).
+        if (!this.destroyed) this.destroy();
       },
       onRequest: (type, wantReply, data, reply) => {
         let answer: boolean | Promise<boolean> | 'replied';
@@ -194,7 +195,7 @@ export class ChannelStream extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.failPending(error ?? new Error('channel destroyed'));
+    this.failPending(error ?? this.closeError ?? new Error('channel destroyed'));
     this.channel.close();
     callback(error);
   }

@@ -112,6 +112,8 @@ export class ClientSession extends ChannelStream {
       new Promise<void>((resolve) => this.once('end', resolve)),
       new Promise<void>((resolve) => this.stderr.once('end', resolve)),
     ]);
+    // Nobody awaits `closed` if the command is refused: it must not become an unhandled rejection.
+    closed.catch(() => {});
     await this.start('exec', command, options);
     if (options.stdin !== undefined) this.end(options.stdin);
     else this.end();
@@ -139,7 +141,9 @@ export class ClientSession extends ChannelStream {
     return this.channel.request('break', encodeBreak(milliseconds));
   }
 
+  /** A refused request ends the session: close the channel (as ssh does) so that it does not linger on both sides. */
   private refused(what: string): SshError {
+    this.close();
     return new SshError('ERR_SSH_CHANNEL_OPEN', DisconnectReason.BY_APPLICATION, `server refused ${what}`);
   }
 }

@@ -53,6 +53,9 @@ export class ServerSession extends ChannelStream {
   constructor(channel: MuxChannel) {
     super(channel, false);
     this.stderr = stderrWritable((chunk, callback) => this.writeExtended(chunk, callback));
+    // Before the channel's pending writes fail: stderr writes then fail on a destroyed stream,
+    // which does not emit an 'error' that could crash the server when a client vanishes.
+    this.once('channel-close', () => this.stderr.destroy());
   }
 
   protected override handleRequest(
