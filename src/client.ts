@@ -433,8 +433,12 @@ export class SshClient extends EventEmitter<ClientEvents> {
         debug?.('hostkeys: skipping a key of an unsupported type');
       }
     }
+    this.announcedHostKeys = keys;
     this.emit('hostkeys', keys);
   }
+
+  /** The host keys the server announced after authentication (hostkeys-00@openssh.com), if it did. */
+  announcedHostKeys: SshPublicKey[] | undefined;
 
   /**
    * Ask the server to prove it holds these host keys (hostkeys-prove-00@openssh.com, OpenSSH

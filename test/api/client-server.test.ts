@@ -99,6 +99,20 @@ describe('our client and our server over TCP', () => {
     await client.end();
   });
 
+  test('the server announces its host keys and proves it holds them (hostkeys-00 / hostkeys-prove-00)', async (t) => {
+    const k = await keys();
+    const { port } = await startServer(t, { hostKeys: [k.host, k.rsa] });
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice] });
+    await new Promise((r) => setTimeout(r, 20));
+    const announced = client.announcedHostKeys ?? [];
+    assert.deepEqual(announced.map((key) => key.type).sort(), ['ssh-ed25519', 'ssh-rsa']);
+    const proven = await client.proveHostKeys(announced);
+    assert.equal(proven.length, 2);
+    // A key the server does not hold is not "proven".
+    assert.deepEqual(await client.proveHostKeys([k.stranger.publicKey]), []);
+    await client.end();
+  });
+
   test('stdin reaches the command and comes back byte-exact', async (t) => {
     const { port } = await startServer(t);
     const k = await keys();

@@ -14,6 +14,8 @@ import { expandClientPath, clientTokens } from '../config/ssh-config.js';
 import { ask } from './prompt.js';
 import { SshError, DisconnectReason } from '../../errors.js';
 import type { StrictHostKeyChecking } from '../../keys/host-key-verifier.js';
+import { KnownHosts, appendKnownHost, knownHostsName } from '../../keys/known-hosts.js';
+import type { SshPublicKey } from '../../algorithms/types.js';
 
 export interface ClientLog {
   (level: 1 | 2 | 3, line: string): void;
@@ -166,5 +168,42 @@ async function authenticate(options: SshOptions, sock: Duplex, log: ClientLog): 
   };
   const client = await connect(connectOptions);
   log(1, `Authenticated to ${options.hostName} ([${options.hostName}]:${options.port}).`);
+  if (options.strictHostKeyChecking !== 'no') learnHostKeys(client, host, options, log);
   return client;
+}
+
+/**
+ * OpenSSH's UpdateHostKeys: the server announces all its host keys (hostkeys-00@openssh.com);
+ * keys not yet in known_hosts are recorded once the server proves it holds them, but only when
+ * the key this connection was verified with is itself in known_hosts.
+ */
+function learnHostKeys(client: SshClient, host: string, options: SshOptions, log: ClientLog): void {
+  // The announcement follows USERAUTH_SUCCESS at once: it may have arrived already.
+  const whenAnnounced = (handler: (keys: SshPublicKey[]) => void): void => {
+    if (client.announcedHostKeys) handler(client.announcedHostKeys);
+    else client.once('hostkeys', handler);
+  };
+  whenAnnounced((announced) => {
+    void (async () => {
+      const files = options.userKnownHostsFile.map((f) => expandClientPath(f, options));
+      const known = await KnownHosts.load([...files, ...options.globalKnownHostsFile.map((f) => expandClientPath(f, options))]);
+      const current = client.serverHostKey;
+      if (!current || known.lookup(host, options.port, current).status !== 'match') {
+        log(2, 'update host keys: the connection\'s host key is not in known_hosts; not learning others');
+        return;
+      }
+      // "mismatch" here only means the host has other keys on file (the one we verified with).
+      const unknown = announced.filter((key) => {
+        const status = known.lookup(host, options.port, key).status;
+        return status === 'unknown' || status === 'mismatch';
+      });
+      log(2, `update host keys: server announced ${announced.length} keys, ${unknown.length} new`);
+      if (unknown.length === 0 || files[0] === undefined) return;
+      const proven = await client.proveHostKeys(unknown);
+      for (const key of proven) {
+        await appendKnownHost(files[0], knownHostsName(host, options.port), key, { hash: options.hashKnownHosts });
+        log(1, `client_global_hostkeys_prove_confirm: learned new ${key.type} host key`);
+      }
+    })().catch((error: unknown) => log(1, `update host keys: ${(error as Error).message}`));
+  });
 }
