@@ -559,7 +559,8 @@ export class SshClient extends EventEmitter<ClientEvents> {
    * from the server. Resolves with the listening server once bound.
    */
   forwardLocal(localPort: number, remoteHost: string, remotePort: number, bindHost = '127.0.0.1'): Promise<NetServer> {
-    const server = createNetServer((socket) => {
+    // allowHalfOpen: a client that shuts down its sending side still gets the whole reply (as ssh -L).
+    const server = createNetServer({ allowHalfOpen: true }, (socket) => {
       socket.setNoDelay(true);
       this.forwardOut(remoteHost, remotePort, socket.remoteAddress ?? '127.0.0.1', socket.remotePort ?? 0).then(
         (stream) => {

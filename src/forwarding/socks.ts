@@ -12,7 +12,8 @@ export type OpenTarget = (host: string, port: number, origin: { address: string;
 const MAX_REQUEST = 1024;
 
 export function createSocksServer(open: OpenTarget, onError?: (message: string) => void): Server {
-  return createServer((socket) => {
+  // allowHalfOpen: a client that shuts down its sending side still gets the whole reply.
+  return createServer({ allowHalfOpen: true }, (socket) => {
     socket.setNoDelay(true);
     handleSocks(socket, open).catch((error: unknown) => {
       onError?.(`socks: ${(error as Error).message}`);
