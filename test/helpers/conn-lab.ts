@@ -84,7 +84,7 @@ export async function startConnLab(t: After, options: ConnLabOptions = {}): Prom
     });
     if (options.directTcpip !== false) {
       connection.on('direct-tcpip', (request, accept, reject) => {
-        const socket = netConnect({ host: request.host, port: request.port });
+        const socket = netConnect({ host: request.host, port: request.port, allowHalfOpen: true });
         socket.once('connect', () => {
           const stream = accept();
           socket.pipe(stream).pipe(socket);

@@ -102,13 +102,23 @@ export interface EchoServer {
   close(): Promise<void>;
 }
 
-/** A TCP echo server on 127.0.0.1: every byte comes back; the peer's half-close is answered by ours. */
-export async function startEchoServer(t?: After): Promise<EchoServer> {
+/**
+ * A TCP echo server on 127.0.0.1: every byte comes back; the peer's half-close is answered by ours.
+ * With `afterEnd`, nothing comes back until the peer has half-closed (then all of it, then FIN):
+ * the whole reply then depends on the forwarding keeping the connection half-open.
+ */
+export async function startEchoServer(t?: After, options: { afterEnd?: boolean } = {}): Promise<EchoServer> {
   let accepted = 0;
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     accepted++;
     socket.on('error', () => socket.destroy());
-    socket.pipe(socket);
+    if (!options.afterEnd) {
+      socket.pipe(socket);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => socket.end(Buffer.concat(chunks)));
   });
   const { port, close } = await listen(server, t);
   return { port, accepted: () => accepted, close };
@@ -155,7 +165,99 @@ export function roundTripOver(socket: Duplex, payload: Buffer): Promise<Buffer> 
       resolve(Buffer.concat(chunks));
     });
     socket.on('error', reject);
+    socket.resume(); // a 'data' listener does not restart a stream that was paused explicitly
     socket.end(payload);
+  });
+}
+
+/**
+ * Connects to 127.0.0.1:port, sends `payload` without half-closing, reads until as many bytes came
+ * back, then closes: for an echo behind a forwarding, independent of half-close handling.
+ */
+export function exchange(port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    exchangeOver(socket, payload).then(resolve, reject);
+  });
+}
+
+/** Like exchange() over a connected stream: write, read back payload.length bytes, end. */
+export function exchangeOver(socket: Duplex, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length >= payload.length) {
+        socket.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    socket.on('end', () => reject(new Error(`the stream ended after ${length} of ${payload.length} bytes`)));
+    socket.on('error', reject);
+    socket.resume();
+    socket.write(payload);
+  });
+}
+
+export interface GreeterServer {
+  port: number;
+  /** What each connection sent, once it ended (resolves in connection order). */
+  nextUpload(): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/**
+ * A server that writes `greeting`, shuts down its sending side at once (half-close), and then
+ * reads everything the peer sends: a forwarding must keep carrying the peer's data after the
+ * target's FIN.
+ */
+export async function startGreeterServer(greeting: Buffer, t?: After): Promise<GreeterServer> {
+  const uploads: Promise<Buffer>[] = [];
+  const waiting: ((upload: Promise<Buffer>) => void)[] = [];
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    const upload = new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('end', () => {
+        resolve(Buffer.concat(chunks));
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+    upload.catch(() => {});
+    const waiter = waiting.shift();
+    if (waiter) waiter(upload);
+    else uploads.push(upload);
+    socket.end(greeting);
+  });
+  const { port, close } = await listen(server, t);
+  return {
+    port,
+    nextUpload: () => {
+      const ready = uploads.shift();
+      return ready ?? new Promise<Buffer>((resolve, reject) => waiting.push((upload) => upload.then(resolve, reject)));
+    },
+    close,
+  };
+}
+
+/**
+ * Against a greeter: connects (directly, or over `socket`), reads the greeting to its end, then
+ * sends `upload` and half-closes. Resolves with the greeting.
+ */
+export function readGreetingThenUpload(socketOrPort: Duplex | number, upload: Buffer): Promise<Buffer> {
+  const socket = typeof socketOrPort === 'number' ? connect({ host: '127.0.0.1', port: socketOrPort, allowHalfOpen: true }) : socketOrPort;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => {
+      socket.end(upload);
+      resolve(Buffer.concat(chunks));
+    });
+    socket.on('error', reject);
+    socket.resume();
   });
 }
 
