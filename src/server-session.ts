@@ -149,8 +149,15 @@ export class ServerSession extends ChannelStream {
       this.channel.eof();
       this.channel.close();
     };
-    // Output written before exit() goes first: wait until it has been handed to the channel.
-    if (this.writableLength === 0 && !this.writableNeedDrain) send();
-    else this.end(send);
+    // Output written before exit() goes first, stdout's and stderr's: wait until both have been
+    // handed to the channel (closing drops what is still queued).
+    const waiting = [this, this.stderr].filter((w: Writable) => w.writableLength > 0 || w.writableNeedDrain);
+    if (waiting.length === 0) return send();
+    let left = waiting.length;
+    for (const w of waiting) {
+      w.end(() => {
+        if (--left === 0) send();
+      });
+    }
   }
 }

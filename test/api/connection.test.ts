@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { DEFAULT_WINDOW, ChannelOpenError } from '../../src/connection/mux.js';
 import { ChannelOpenFailure } from '../../src/connection/messages.js';
-import { ConnectionLostError, SshError } from '../../src/errors.js';
+import { ConnectionLostError, DisconnectError, DisconnectReason, SshError } from '../../src/errors.js';
 import type { ServerSession } from '../../src/server-session.js';
 import type { ClientSession } from '../../src/client-session.js';
 import { startConnLab } from '../helpers/conn-lab.js';
@@ -246,6 +246,54 @@ describe('back-pressure: a paused reader stops the sender at the window', { time
   });
 });
 
+describe('channels across key re-exchanges', { timeout: 120_000 }, () => {
+  test('64 MiB each way at once on one channel while both sides re-key every few MiB (~20 re-exchanges): nothing stalls, both directions SHA-256 exact', async (t) => {
+    const SIZE = 64 * MiB;
+    let download: PatternSource | undefined;
+    const lab = await startConnLab(t, {
+      server: { rekeyBytes: 3 * MiB },
+      exec: (session) => {
+        const upload = new HashSink();
+        session.on('data', (chunk: Buffer) => upload.update(chunk));
+        download = new PatternSource('rekey-down', SIZE);
+        let sent = false;
+        let received = false;
+        const finish = (): void => {
+          if (sent && received) session.exit(0);
+        };
+        session.on('end', () => {
+          session.stderr.write(`${upload.bytes} ${upload.digest()}\n`);
+          received = true;
+          finish();
+        });
+        pump(download, session, () => {
+          sent = true;
+          finish();
+        });
+      },
+    });
+    const client = await lab.connect({ rekeyBytes: 5 * MiB });
+    let rekeys = 0;
+    client.on('rekey', () => rekeys++);
+    const session = await client.execStream('both-ways');
+    const down = new HashSink();
+    session.on('data', (chunk: Buffer) => down.update(chunk));
+    const stderr: Buffer[] = [];
+    session.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const ended = new Promise<void>((resolve) => session.once('end', resolve));
+    const exited = new Promise<number | undefined>((resolve) => session.once('exit', (exit: { code: number | undefined }) => resolve(exit.code)));
+    const up = new PatternSource('rekey-up', SIZE);
+    pump(up, session, () => session.end());
+    await ended;
+    assert.equal(await exited, 0);
+    assert.equal(down.bytes, SIZE);
+    assert.equal(down.digest(), download!.digest(), 'server → client');
+    assert.equal(Buffer.concat(stderr).toString(), `${SIZE} ${up.digest()}\n`, 'client → server');
+    t.diagnostic(`${rekeys} key re-exchanges seen by the client during the transfer`);
+    assert.ok(rekeys >= 10, `only ${rekeys} re-exchanges`);
+  });
+});
+
 describe('many channels on one connection', { timeout: 120_000 }, () => {
   test('100 concurrent session channels on one connection each echo 1 MiB back byte-exact', async (t) => {
     const CHANNELS = 100;
@@ -426,6 +474,51 @@ describe('the connection dies under open channels', { timeout: 60_000 }, () => {
       assert.equal((await next.exec('echo hi')).stdout.toString(), 'hi\n');
       await next.end();
     }
+  });
+});
+
+describe('session output before exit', { timeout: 60_000 }, () => {
+  test('3 MiB written to stdout and 3 MiB to stderr just before exit() all reach the client, then the exit status', async (t) => {
+    const out = patternBytes('before-exit-stdout', 3 * MiB);
+    const err = patternBytes('before-exit-stderr', 3 * MiB);
+    const lab = await startConnLab(t, {
+      exec: (session, command) => {
+        if (command === 'stderr') session.stderr.write(err);
+        else if (command === 'stdout') session.write(out);
+        else {
+          session.write(out);
+          session.stderr.write(err);
+        }
+        session.exit(3);
+      },
+    });
+    const client = await lab.connect();
+    for (const command of ['stderr', 'stdout', 'both']) {
+      const result = await client.exec(command);
+      assert.equal(result.code, 3, command);
+      assert.equal(sha256(result.stdout), sha256(command === 'stderr' ? Buffer.alloc(0) : out), `${command}: stdout`);
+      assert.equal(sha256(result.stderr), sha256(command === 'stdout' ? Buffer.alloc(0) : err), `${command}: stderr (${result.stderr.length} bytes)`);
+    }
+  });
+});
+
+describe('the server ends the connection', { timeout: 60_000 }, () => {
+  test('server.close() with channels open: the client gets DisconnectError with the reason, a running exec and the open channels end with it', async (t) => {
+    const lab = await startConnLab(t, { exec: () => {} }); // commands never finish
+    const client = await lab.connect();
+    const clientClosed = new Promise<SshError | undefined>((resolve) => client.once('close', resolve));
+    const open = await client.execStream('hang');
+    const openClosed = new Promise<SshError | undefined>((resolve) => open.once('channel-close', resolve));
+    const running = client.exec('hang too');
+    running.catch(() => {});
+    await waitUntil(() => lab.serverChannelCount() === 2, 'both sessions to be open on the server');
+    await lab.server.close();
+    const error = await clientClosed;
+    assert.ok(error instanceof DisconnectError, String(error));
+    assert.equal(error.peerReason, DisconnectReason.BY_APPLICATION);
+    assert.equal(error.message, 'peer disconnected: BY_APPLICATION: disconnected by application');
+    assert.equal(await openClosed, error);
+    await assert.rejects(running, error);
   });
 });
 
