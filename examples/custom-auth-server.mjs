@@ -10,7 +10,8 @@
  *   ALICE_PASSWORD      alice's password (default wonderland)
  *   AUTHORIZED_KEYS     a file of public keys (one `type base64 comment` line each) alice may use
  *
- * Prints `listening on HOST:PORT`, the host key's fingerprint, and one line per login attempt.
+ * Prints `listening on HOST:PORT`, the host key (its fingerprint, and the line for known_hosts), and
+ * one line per login attempt.
  * Commands run as the user that started this server: keep it on 127.0.0.1 while you try it.
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
@@ -18,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { homedir } from 'node:os';
-import { createServer, fingerprint, generatePrivateKey, parsePrivateKeyFile, parsePublicKeyText } from 'tssh';
+import { createServer, fingerprint, formatOpenSshPublicKey, generatePrivateKey, parsePrivateKeyFile, parsePublicKeyText } from 'tssh';
 
 /** What a real server would keep in its user store: a salt and a scrypt hash, never the password. */
 function hashPassword(password) {
@@ -111,6 +112,8 @@ server.on('connection', (connection) => {
 const address = await server.listen(Number(process.env.PORT ?? 2222), process.env.HOST ?? '127.0.0.1');
 console.log(`listening on ${address.address}:${address.port}`);
 console.log(`host key ${hostKey.publicKey.type} ${fingerprint(hostKey.publicKey)}`);
+// The line a client's known_hosts needs (ssh writes [host]:port for ports other than 22).
+console.log(`known_hosts line: [${address.address}]:${address.port} ${formatOpenSshPublicKey(hostKey.publicKey)}`);
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {

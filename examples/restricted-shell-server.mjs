@@ -12,11 +12,12 @@
  *   SWITCH_PASSWORD     the password, for any user name (default: a random one, printed)
  *   AUTHORIZED_KEYS     a file of public keys (one `type base64 comment` line each), for any user
  *
+ * Prints `listening on HOST:PORT` and the host key (its fingerprint, and the line for known_hosts).
  * Commands may be shortened while they stay unambiguous (`sh int` is `show interfaces`).
  */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, fingerprint, generatePrivateKey, parsePrivateKeyFile, parsePublicKeyText } from 'tssh';
+import { createServer, fingerprint, formatOpenSshPublicKey, generatePrivateKey, parsePrivateKeyFile, parsePublicKeyText } from 'tssh';
 
 // ---- The device: state shared by every session, as on a real switch ---------------------------
 
@@ -225,6 +226,8 @@ server.on('connection', (connection) => {
 const address = await server.listen(Number(process.env.PORT ?? 2222), process.env.HOST ?? '127.0.0.1');
 console.log(`listening on ${address.address}:${address.port}`);
 console.log(`host key ${hostKey.publicKey.type} ${fingerprint(hostKey.publicKey)}`);
+// The line a client's known_hosts needs (ssh writes [host]:port for ports other than 22).
+console.log(`known_hosts line: [${address.address}]:${address.port} ${formatOpenSshPublicKey(hostKey.publicKey)}`);
 if (process.env.SWITCH_PASSWORD === undefined) console.log(`password (any user name): ${password}`);
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -708,10 +708,16 @@ describe('restricted-shell-server.mjs', () => {
     await client.end();
   });
 
-  test('the interactive-shell example drives it (-t, input from a pipe)', async (t) => {
-    const k = await keys();
-    const { port, w } = await start(t);
-    const env = clientEnv({ port, user: 'admin', key: w.userKeyFile, knownHosts: w.knownHosts([[port, k.host.publicKey]]) }, w.dir);
+  test('the interactive-shell example drives it (-t, input from a pipe), trusting the known_hosts line it printed', async (t) => {
+    const w = await workDir(t);
+    const authorizedKeys = join(w.dir, 'authorized_keys');
+    writeFileSync(authorizedKeys, `${formatOpenSshPublicKey((await keys()).user.publicKey)}\n`);
+    // No HOST_KEY: a new key, announced on stdout.
+    const { running, port } = await startServerExample(t, 'restricted-shell-server.mjs', { HOME: w.dir, AUTHORIZED_KEYS: authorizedKeys });
+    const [, knownHostsLine] = await running.waitFor(/^known_hosts line: (\[127\.0\.0\.1\]:\d+ ssh-ed25519 \S+)$/m);
+    const knownHosts = join(w.dir, 'known_hosts.printed');
+    writeFileSync(knownHosts, `${knownHostsLine}\n`);
+    const env = clientEnv({ port, user: 'admin', key: w.userKeyFile, knownHosts }, w.dir);
     const result = await runExample(t, 'interactive-shell.mjs', ['-t'], env, 'show users\nconfigure\nhostname edge7\nexit\nexit\n');
     assert.equal(result.code, 0, describeRun(result));
     assert.match(result.stdout, /switch> show users\r\nadmin from 127\.0\.0\.1 port \d+\r\n/);
