@@ -17,7 +17,6 @@
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { homedir } from 'node:os';
 import { createServer, fingerprint, formatOpenSshPublicKey, generatePrivateKey, parsePrivateKeyFile, parsePublicKeyText } from 'tssh';
 
@@ -85,9 +84,6 @@ server.on('connection', (connection) => {
       session.pipe(child.stdin); // the client's stdin; its EOF closes the command's stdin
       child.stdout.pipe(session, { end: false });
       child.stderr.pipe(session.stderr);
-      // stderr is a separate Writable: wait until all of it has gone into the channel before
-      // exit() sends the exit status and closes the channel.
-      const stderrSent = once(session.stderr, 'finish');
       session.on('signal', (name) => {
         try {
           child.kill(/** @type {NodeJS.Signals} */ (`SIG${name}`));
@@ -97,11 +93,12 @@ server.on('connection', (connection) => {
       });
       session.on('close', () => child.exitCode === null && child.signalCode === null && child.kill());
       child.on('error', (error) => {
-        session.stderr.end(`${error.message}\n`);
-        void stderrSent.then(() => session.exit(127));
+        session.stderr.write(`${error.message}\n`);
+        session.exit(127);
       });
-      child.on('close', async (code, signal) => {
-        await stderrSent;
+      // exit() and exitSignal() send what was written to stdout and stderr first, then the
+      // status, EOF and CLOSE.
+      child.on('close', (code, signal) => {
         if (signal) session.exitSignal(signal);
         else session.exit(code ?? 0);
       });

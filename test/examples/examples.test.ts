@@ -594,6 +594,10 @@ describe('custom-auth-server.mjs', () => {
     assert.equal(result.stdout.toString(), 'alice\n');
     assert.equal(result.stderr.toString(), 'to-stderr\n');
     assert.equal(result.code, 5);
+    // Much stderr just before the exit: all of it arrives before the exit status closes the channel.
+    const loud = await byPassword.exec("head -c 600000 /dev/zero | tr '\\0' e >&2; exit 2");
+    assert.equal(loud.stderr.length, 600_000);
+    assert.equal(loud.code, 2);
     const piped = await byPassword.exec('tr a-z A-Z', { stdin: 'shout\n' });
     assert.equal(piped.stdout.toString(), 'SHOUT\n');
     // No pty or shell listeners on the server: both are refused.
