@@ -44,6 +44,20 @@ class ReadAccounting {
   }
 }
 
+/** The events every channel stream emits, typed for listeners. */
+export interface ChannelStreamEvents {
+  data: [chunk: Buffer];
+  end: [];
+  finish: [];
+  drain: [];
+  close: [];
+  error: [error: Error];
+  /** The channel is closed; `error` is set when the connection failed under it. */
+  'channel-close': [error: SshError | undefined];
+  /** Extended data of a type other than stderr. */
+  'extended-data': [dataType: number, data: Buffer];
+}
+
 export class ChannelStream extends Duplex {
   readonly channel: MuxChannel;
   private readonly pending: PendingWrite[] = [];
@@ -106,7 +120,17 @@ export class ChannelStream extends Duplex {
         // listener is the only one), and `closeError` and 'channel-close' carry the reason.
         // Destroying first also makes the writes still waiting fail on a destroyed stream, which
         // reaches their callbacks but is never emitted as 'error' (see _destroy).
-        if (!this.destroyed) this.destroy();
+        // A clean close keeps what the reader has not consumed yet: the stream ends, and is
+        // destroyed once that output has been read (a slow reader must not lose the tail).
+        if (this.destroyed) return;
+        if (error || this.readableEnded) {
+          this.destroy();
+          return;
+        }
+        // Writes still waiting can no longer be sent: dropped quietly (an 'error' here would
+        // crash a process that pipes into a channel the peer closed).
+        for (const write of this.pending.splice(0)) write.callback();
+        this.once('end', () => this.destroy());
       },
       onRequest: (type, wantReply, data, reply) => {
         let answer: boolean | Promise<boolean> | 'replied';
@@ -152,7 +176,9 @@ export class ChannelStream extends Duplex {
 
   private enqueue(data: Buffer, extendedType: number, callback: (error?: Error | null) => void): void {
     if (this.channel.state === 'closed' || this.channel.closeSent) {
-      callback(new Error('channel is closed'));
+      // Data for a closed channel goes nowhere, as in OpenSSH; not an 'error' that could crash
+      // a process whose pipe outlives the channel.
+      callback();
       return;
     }
     this.pending.push({ data, offset: 0, extendedType, callback });

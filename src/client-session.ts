@@ -3,7 +3,7 @@
  * `.stderr`, and the command's end arrives as an 'exit' event with a code or a signal.
  */
 import type { Readable } from 'node:stream';
-import { ChannelStream } from './channel.js';
+import { ChannelStream, type ChannelStreamEvents } from './channel.js';
 import type { ChannelMux } from './connection/mux.js';
 import {
   decodeExitSignal,
@@ -35,6 +35,19 @@ export interface ExitInfo {
 export interface ExecResult extends ExitInfo {
   readonly stdout: Buffer;
   readonly stderr: Buffer;
+}
+
+export interface ClientSessionEvents {
+  /** The command ended: an exit status or the signal that killed it. */
+  exit: [info: ExitInfo];
+}
+
+/** Typed listeners for the session's events (the stream's own events keep their types). */
+export interface ClientSession {
+  on<K extends keyof (ClientSessionEvents & ChannelStreamEvents)>(event: K, listener: (...args: (ClientSessionEvents & ChannelStreamEvents)[K]) => void): this;
+  on(event: string | symbol, listener: (...args: never[]) => void): this;
+  once<K extends keyof (ClientSessionEvents & ChannelStreamEvents)>(event: K, listener: (...args: (ClientSessionEvents & ChannelStreamEvents)[K]) => void): this;
+  once(event: string | symbol, listener: (...args: never[]) => void): this;
 }
 
 export class ClientSession extends ChannelStream {

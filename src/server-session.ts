@@ -5,7 +5,7 @@
  * extended data, and `exit()` sends the exit status and closes.
  */
 import type { Writable } from 'node:stream';
-import { ChannelStream, stderrWritable } from './channel.js';
+import { ChannelStream, stderrWritable, type ChannelStreamEvents } from './channel.js';
 import type { MuxChannel } from './connection/mux.js';
 import {
   decodeBreak,
@@ -38,6 +38,16 @@ export interface ServerSessionEvents {
   break: [request: SessionRequest<{ milliseconds: number }>];
   'auth-agent': [request: SessionRequest<Record<string, never>>];
   x11: [request: SessionRequest<Record<string, never>>];
+}
+
+/** Typed listeners for the session's request events (the stream's own events keep their types). */
+export interface ServerSession {
+  on<K extends keyof (ServerSessionEvents & ChannelStreamEvents)>(event: K, listener: (...args: (ServerSessionEvents & ChannelStreamEvents)[K]) => void): this;
+  on(event: string | symbol, listener: (...args: never[]) => void): this;
+  once<K extends keyof (ServerSessionEvents & ChannelStreamEvents)>(event: K, listener: (...args: (ServerSessionEvents & ChannelStreamEvents)[K]) => void): this;
+  once(event: string | symbol, listener: (...args: never[]) => void): this;
+  emit<K extends keyof (ServerSessionEvents & ChannelStreamEvents)>(event: K, ...args: (ServerSessionEvents & ChannelStreamEvents)[K]): boolean;
+  emit(event: string | symbol, ...args: unknown[]): boolean;
 }
 
 type RequestEvent = 'pty' | 'env' | 'shell' | 'exec' | 'subsystem' | 'break' | 'auth-agent' | 'x11';

@@ -348,14 +348,6 @@ function askOverTcp(port: number, line: string): Promise<string> {
 
 // ---- The tests ----------------------------------------------------------------------------------
 
-/**
- * Known library bug, reproduced by the streaming example: ChannelStream (src/channel.ts) destroys
- * itself when CHANNEL_CLOSE arrives, which discards whatever output is still buffered for a reader
- * slower than the network (a pipe to a busy stdout), and 'end' then never comes. These tests run
- * and report; they count once that is fixed (then drop the todo).
- */
-const STREAM_CLOSE_TODO = 'src/channel.ts: CHANNEL_CLOSE destroys the stream before a slow reader has read its buffered output';
-
 test('every example in examples/ is exercised by this file', () => {
   const source = readFileSync(fileURLToPath(import.meta.url), 'utf8');
   const used = new Set([...source.matchAll(/'([a-z-]+\.mjs)'/g)].map((m) => m[1]));
@@ -409,7 +401,6 @@ describe('run-a-command.mjs', () => {
 
   test(
     '--stream passes a large output through byte for byte, to a reader slower than the network',
-    { todo: STREAM_CLOSE_TODO },
     async (t) => {
       const k = await keys();
       const server = await startOurServer(t);
@@ -433,7 +424,7 @@ describe('run-a-command.mjs', () => {
     assert.equal(result.stderr, 'oops\n');
   });
 
-  test('against OpenSSH sshd: --stream', { todo: STREAM_CLOSE_TODO }, async (t) => {
+  test('against OpenSSH sshd: --stream', async (t) => {
     if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
     const sshd = await startSshd(t);
     const env = clientEnv({ port: sshd.port, user: sshd.fx.user, key: sshd.fx.userKey.privateKey, knownHosts: sshd.knownHostsFile }, sshd.fx.dir);
