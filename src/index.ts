@@ -11,7 +11,18 @@ export type {
   AlgorithmSettings,
   ClientEvents,
   ForwardedConnection,
+  ExecOptions,
 } from './client.js';
+export type { KexInfo } from './transport/transport.js';
+export type { NegotiatedAlgorithms } from './transport/negotiate.js';
+export type { StrictHostKeyChecking } from './keys/host-key-verifier.js';
+export type { ChannelStreamEvents } from './channel.js';
+export type { ClientSessionEvents } from './client-session.js';
+export type { ParsedPrivateKeyFile, ParsePrivateKeyFileOptions, FormatPrivateKeyFileOptions } from './keys/private-key-file.js';
+export type { GeneratedKeyType } from './keys/private-key.js';
+export type { FingerprintHash } from './keys/fingerprint.js';
+export type { ChannelOpenFailureCode } from './connection/messages.js';
+export type { AgentClientOptions, AgentRequestOptions, AgentKeyConstraints } from './keys/agent.js';
 export { ClientSession } from './client-session.js';
 export type { ExecResult, ExitInfo, PtyOptions } from './client-session.js';
 export { createServer, SshServer, ServerConnection } from './server.js';
