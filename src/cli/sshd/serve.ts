@@ -18,6 +18,7 @@ import type { SshdConfig, SshdSettings } from '../config/sshd-config.js';
 import { resolveForConnection } from '../config/sshd-config.js';
 import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
+import { loadNodePty, ptySupport, runWithPty, type NodePty } from './pty.js';
 import { lookupUser, type SystemUser } from './users.js';
 import type { Logger } from './log.js';
 
@@ -48,6 +49,8 @@ export function createTsshdServer(options: ServeOptions): SshServer {
   const { log } = options;
   const base = options.config().settings;
   const states = new WeakMap<ServerConnection, AuthResultState>();
+  // node-pty (optional) is imported now, in the background, so that a pty request finds it ready.
+  void loadNodePty();
   const server = createServer({
     hostKeys: options.hostKeys,
     algorithms: {
@@ -163,10 +166,25 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
       if (settings.acceptEnv.some((pattern) => matchPattern(name, pattern))) request.accept();
       else request.reject();
     });
+    // A pty request is answered once node-pty's import has settled; shell/exec/subsystem wait for
+    // that answer (replies still go out in order), so they know whether the session has a terminal.
+    let ptyDecided: Promise<void> = Promise.resolve();
+    let nodePty: NodePty | undefined;
     session.on('pty', (request) => {
-      // Terminals need node-pty, which arrives with the interactive shell work; refuse clearly.
-      options.log.info(`PTY allocation refused for ${user.name}: this tsshd has no terminal support (node-pty)`);
-      request.reject();
+      if (!settings.permitTTY || keyOptions?.pty === false) {
+        options.log.verbose(`PTY allocation disabled for ${user.name} (${settings.permitTTY ? 'no-pty in authorized_keys' : 'PermitTTY no'})`);
+        request.reject();
+        return;
+      }
+      ptyDecided = ptySupport(options.switchUser).then((support) => {
+        if (!support.nodePty) {
+          options.log.info(`PTY allocation refused: ${support.reason}`);
+          request.reject();
+          return;
+        }
+        nodePty = support.nodePty;
+        request.accept();
+      });
     });
     session.on('x11', (request) => request.reject());
     session.on('auth-agent', (request) => {
@@ -188,13 +206,15 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
     });
     const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
     const run = (command: string | undefined, original: string | undefined): void => {
-      void (agentSocket ?? Promise.resolve(undefined)).then((socketPath) => start(command, original, socketPath), () => start(command, original, undefined));
+      const socket = (agentSocket ?? Promise.resolve(undefined)).then((path) => path, () => undefined);
+      void Promise.all([socket, ptyDecided]).then(([socketPath]) => start(command, original, socketPath));
     };
     const start = (command: string | undefined, original: string | undefined, agentPath: string | undefined): void => {
       const env = context();
       if (agentPath) (env.extraEnv as Record<string, string>).SSH_AUTH_SOCK = agentPath;
       if (forced !== undefined && original !== undefined) (env.extraEnv as Record<string, string>).SSH_ORIGINAL_COMMAND = original;
-      runWithoutPty(session, env, command);
+      if (session.pty && nodePty) runWithPty(session, env, command, nodePty);
+      else runWithoutPty(session, env, command);
     };
     session.on('exec', (request) => {
       request.accept();
