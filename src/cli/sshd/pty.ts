@@ -30,12 +30,35 @@ import { closeSync, constants as fsConstants, existsSync, openSync } from 'node:
 import { constants as osConstants } from 'node:os';
 import { basename } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type { IPty, IPtyForkOptions } from 'node-pty';
+/**
+ * The part of node-pty's API tsshd uses, declared here so that the build does not depend on the
+ * optional package being installed (its own typings come with it).
+ */
+interface IPtyForkOptions {
+  readonly name?: string;
+  readonly cols?: number;
+  readonly rows?: number;
+  readonly cwd?: string;
+  readonly env?: Record<string, string>;
+  readonly encoding?: string | null;
+}
+interface IPty {
+  readonly pid: number;
+  onData(listener: (data: string | Buffer) => void): unknown;
+  onExit(listener: (event: { exitCode: number; signal?: number }) => void): unknown;
+  write(data: string | Buffer): void;
+  resize(columns: number, rows: number): void;
+  kill(signal?: string): void;
+  pause(): void;
+  resume(): void;
+}
 import type { ServerSession } from '../../server-session.js';
 import type { PtyRequest } from '../../connection/session.js';
 import { sessionEnvironment, type SessionContext } from './session-runner.js';
 
-export type NodePty = typeof import('node-pty');
+export interface NodePty {
+  spawn(file: string, args: string[], options: IPtyForkOptions): IPty;
+}
 
 export interface PtySupport {
   /** node-pty, when it loaded and terminals can be given out. */
@@ -61,7 +84,9 @@ export function loadNodePty(): Promise<PtySupport> {
 async function importNodePty(): Promise<PtySupport> {
   if (process.env.TSSH_DISABLE_NODE_PTY === '1') return { nodePty: undefined, reason: NOT_INSTALLED };
   try {
-    const imported = (await import('node-pty')) as NodePty & { readonly default?: NodePty };
+    // A variable specifier: the optional package is resolved at run time only.
+    const specifier: string = 'node-pty';
+    const imported = (await import(specifier)) as NodePty & { readonly default?: NodePty };
     // node-pty is CommonJS: its exports are the default export, and usually named ones too.
     const nodePty = typeof imported.spawn === 'function' ? imported : imported.default;
     if (!nodePty || typeof nodePty.spawn !== 'function') return { nodePty: undefined, reason: 'node-pty loaded without a spawn function' };
