@@ -50,7 +50,6 @@ const CASE_TIMEOUT_MS = 90_000;
  * ends tsshd's side of the TCP connection as soon as the other side's FIN arrives and the rest of
  * the transfer is cut off. Remove this marker once serve.ts passes { allowHalfOpen: true }.
  */
-const TSSHD_HALF_CLOSE_TODO = 'tsshd closes forwarded TCP connections at the peer\'s FIN (serve.ts lacks allowHalfOpen: true)';
 
 /** curl through a SOCKS5 proxy (names resolved by the proxy side); resolves with the body. */
 function curlViaSocks(curl: string, proxyPort: number, url: string): Promise<Buffer> {
@@ -376,7 +375,7 @@ describe('OpenSSH ssh → tsshd: forwarding, agent, exec and signals', { timeout
     assert.equal(sha256(await exchange(remotePort, input)), sha256(input));
   });
 
-  test('ssh -N -R half-close: a client of tsshd\'s remote-forward port that shuts down its sending side still gets the whole 1 MiB reply, which the target sends only after that', { timeout: CASE_TIMEOUT_MS, todo: TSSHD_HALF_CLOSE_TODO }, async (t) => {
+  test('ssh -N -R half-close: a client of tsshd\'s remote-forward port that shuts down its sending side still gets the whole 1 MiB reply, which the target sends only after that', { timeout: CASE_TIMEOUT_MS }, async (t) => {
     if (!havePeers(t, ...PEERS)) return;
     const replyAfterEnd = await startEchoServer(t, { afterEnd: true });
     const ssh = spawnSshInBackground(lab!, ['-N', '-R', `0:127.0.0.1:${replyAfterEnd.port}`, '127.0.0.1'], {
@@ -391,7 +390,7 @@ describe('OpenSSH ssh → tsshd: forwarding, agent, exec and signals', { timeout
     assert.equal(sha256(output), sha256(input));
   });
 
-  test('ssh -N -L half-close from the target: after the target behind tsshd sent its greeting and shut down, the client\'s 1 MiB upload still reaches it', { timeout: CASE_TIMEOUT_MS, todo: TSSHD_HALF_CLOSE_TODO }, async (t) => {
+  test('ssh -N -L half-close from the target: after the target behind tsshd sent its greeting and shut down, the client\'s 1 MiB upload still reaches it', { timeout: CASE_TIMEOUT_MS }, async (t) => {
     if (!havePeers(t, ...PEERS)) return;
     const greeter = await startGreeterServer(Buffer.from('greetings, then FIN\n'), t);
     const localPort = await freePort();

@@ -247,7 +247,8 @@ function serveForwarding(connection: ServerConnection, settings: SshdSettings, s
       reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'stream local forwarding refused');
       return;
     }
-    const socket = netConnect(request.path);
+    // Half-open kept: one side's FIN must not cut the other direction short (as sshd).
+    const socket = netConnect({ path: request.path, allowHalfOpen: true });
     socket.once('connect', () => {
       const stream = accept();
       socket.pipe(stream).pipe(socket);
@@ -268,7 +269,7 @@ function serveForwarding(connection: ServerConnection, settings: SshdSettings, s
       reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'port forwarding refused');
       return;
     }
-    const socket = netConnect({ host: request.host, port: request.port });
+    const socket = netConnect({ host: request.host, port: request.port, allowHalfOpen: true });
     socket.once('connect', () => {
       const stream = accept();
       socket.pipe(stream).pipe(socket);
@@ -296,7 +297,7 @@ function serveRemoteForwarding(connection: ServerConnection, settings: SshdSetti
       return;
     }
     const host = gatewayAddress(settings.gatewayPorts, request.address);
-    const listener = createNetServer((socket) => {
+    const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
       const bound = (listener.address() as AddressInfo).port;
       connection
         .openForwardedTcpip(request.address, bound, socket.remoteAddress ?? '', socket.remotePort ?? 0)
@@ -357,7 +358,7 @@ function permitListenAllows(list: readonly string[], state: AuthResultState, add
 async function startAgentSocket(connection: ServerConnection, user: SystemUser, switchUser: boolean): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tssh-agent-'));
   const path = join(dir, `agent.${process.pid}`);
-  const listener = createNetServer((socket) => {
+  const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
     connection
       .openAgentChannel()
       .then((stream) => {
