@@ -44,13 +44,6 @@ import { findCurl, processAlive, spawnSshInBackground } from '../helpers/conn-op
 
 const CASE_TIMEOUT_MS = 90_000;
 
-/**
- * Known tsshd bug, reported with its fix: src/cli/sshd/serve.ts makes its remote-forward listener
- * (createNetServer) and its direct-tcpip connections (netConnect) without allowHalfOpen, so Node
- * ends tsshd's side of the TCP connection as soon as the other side's FIN arrives and the rest of
- * the transfer is cut off. Remove this marker once serve.ts passes { allowHalfOpen: true }.
- */
-
 /** curl through a SOCKS5 proxy (names resolved by the proxy side); resolves with the body. */
 function curlViaSocks(curl: string, proxyPort: number, url: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
