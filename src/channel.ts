@@ -69,6 +69,8 @@ export class ChannelStream extends Duplex {
   private localEof = false;
   /** The error the channel ended with, if the connection failed under it. */
   closeError: SshError | undefined;
+  /** True once the channel is closed (both CLOSE messages, or the connection ended). */
+  channelClosed = false;
 
   constructor(channel: MuxChannel, stderrReadable: boolean, options: ChannelStreamOptions = {}) {
     // autoDestroy off: ending both directions must not send CHANNEL_CLOSE by itself, or a request
@@ -109,6 +111,7 @@ export class ChannelStream extends Duplex {
       },
       onClose: (error) => {
         this.closeError = error;
+        this.channelClosed = true;
         if (!this.remoteEof) {
           this.remoteEof = true;
           this.push(null);
@@ -213,6 +216,16 @@ export class ChannelStream extends Duplex {
 
   private maybeClose(): void {
     if (this.closeWhenDone && this.remoteEof && this.channel.eofSent) this.channel.close();
+  }
+
+  /**
+   * Resolves once the channel is closed, with the connection's error if it failed under it. Safe
+   * to call after the fact: a short command's whole output, exit and CLOSE can arrive in the
+   * same read as the reply that started it, before a caller had the chance to listen.
+   */
+  whenClosed(): Promise<SshError | undefined> {
+    if (this.channelClosed) return Promise.resolve(this.closeError);
+    return new Promise((resolve) => this.once('channel-close', (error?: SshError) => resolve(error)));
   }
 
   /** Close the channel (sends SSH_MSG_CHANNEL_CLOSE); pending writes are dropped. */

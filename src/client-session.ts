@@ -121,7 +121,9 @@ export class ClientSession extends ChannelStream {
     // Done when the channel is closed and both outputs were read to their end (data can
     // still sit in the stream's buffer when the CLOSE arrives).
     const closed = Promise.all([
-      new Promise<void>((resolve, reject) => this.once('channel-close', (error?: SshError) => (error ? reject(error) : resolve()))),
+      this.whenClosed().then((error) => {
+        if (error) throw error;
+      }),
       new Promise<void>((resolve) => this.once('end', resolve)),
       new Promise<void>((resolve) => this.stderr.once('end', resolve)),
     ]);

@@ -17,7 +17,7 @@
  * exposes no raw Poly1305, so @noble/ciphers provides it.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { Poly1305, poly1305 } from '@noble/ciphers/_poly1305.js';
+import { poly1305 } from './poly1305.js';
 import { MacError, ProtocolError } from '../../errors.js';
 import type { CipherAlgorithm, PacketOpener, PacketSealer } from '../types.js';
 import { takeKeyMaterial } from './key-material.js';
@@ -62,12 +62,14 @@ class ChachaSealer implements PacketSealer {
 
   seal(sequence: number, packet: Buffer): Buffer[] {
     const iv = this.keys.ivFor(sequence);
-    const encryptedLength = createCipheriv('chacha20', this.keys.lengthKey, iv).update(packet.subarray(0, 4));
     const payloadCipher = createCipheriv('chacha20', this.keys.payloadKey, iv);
     const polyKey = payloadCipher.update(ZERO_BLOCK).subarray(0, POLY1305_KEY_LENGTH);
-    const ciphertext = payloadCipher.update(packet.subarray(4)); // continues at block counter 1
-    const tag = new Poly1305(polyKey).update(encryptedLength).update(ciphertext).digest();
-    return [encryptedLength, ciphertext, Buffer.from(tag.buffer, tag.byteOffset, tag.byteLength)];
+    // The wire bytes, encrypted length then payload, in one buffer: the tag covers exactly them.
+    const wire = Buffer.allocUnsafe(packet.length);
+    createCipheriv('chacha20', this.keys.lengthKey, iv).update(packet.subarray(0, 4)).copy(wire, 0);
+    payloadCipher.update(packet.subarray(4)).copy(wire, 4); // continues at block counter 1
+    const tag = poly1305(wire, polyKey);
+    return [wire, Buffer.from(tag.buffer, tag.byteOffset, tag.byteLength)];
   }
 }
 

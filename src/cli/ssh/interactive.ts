@@ -80,12 +80,11 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
   stdin.once('end', () => session.end());
   stdin.resume();
 
-  const outputsDone = Promise.all([
-    new Promise<void>((resolve) => session.once('end', resolve)),
-    new Promise<void>((resolve) => session.stderr.once('end', resolve)),
-  ]);
+  const ended = (stream: NodeJS.ReadableStream & { readableEnded: boolean }): Promise<void> =>
+    stream.readableEnded ? Promise.resolve() : new Promise<void>((resolve) => stream.once('end', () => resolve()));
+  const outputsDone = Promise.all([ended(session), ended(session.stderr)]);
   return new Promise<number>((resolve) => {
-    session.once('channel-close', async () => {
+    void session.whenClosed().then(async () => {
       // Everything the server sent must reach our stdout and stderr before we exit.
       await outputsDone;
       await new Promise<void>((r) => process.stdout.write('', () => r()));
