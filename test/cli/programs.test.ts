@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { havePeers, peerPath } from '../helpers/peers.js';
@@ -74,6 +74,45 @@ describe('tsshd refuses to start, with a message and a non-zero exit', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^port 2201$/m);
     assert.match(result.stdout, /^maxauthtries 5$/m);
+  });
+});
+
+describe('tsshd modes', () => {
+  let lab: OpenSshFixture;
+  before(async () => (lab = await createLab()));
+  after(() => lab.cleanup());
+
+  test('-i serves one connection on stdin/stdout (inetd mode), as ssh\'s ProxyCommand', async (t) => {
+    if (!havePeers(t, 'ssh', 'ssh-keygen')) return;
+    const config = lab.path('inetd_sshd_config');
+    writeFileSync(
+      config,
+      [`HostKey ${lab.hostKeys.ed25519.privateKey}`, `AuthorizedKeysFile ${lab.authorizedKeys}`, 'StrictModes no', 'SetEnv SHLVL=1', ''].join('\n'),
+    );
+    const result = await lab.runSsh(['tsshd-inetd', 'echo inetd works'], {
+      proxyCommand: `${node} ${TSSHD} -i -f ${config}`,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, 'inetd works\n');
+  });
+
+  test('SIGHUP re-reads the configuration for new connections', async (t) => {
+    if (!havePeers(t, 'ssh', 'ssh-keygen')) return;
+    const tsshd = await startTsshd(lab, []);
+    try {
+      const before = await lab.runSsh(['127.0.0.1', 'echo as asked'], { port: tsshd.port });
+      assert.equal(before.stdout, 'as asked\n');
+      // The first value wins: a ForceCommand put first takes effect after the reload.
+      const original = readFileSync(tsshd.config, 'utf8');
+      writeFileSync(tsshd.config, `ForceCommand echo forced by the new config\n${original}`);
+      const since = tsshd.log().length;
+      process.kill(tsshd.pid, 'SIGHUP');
+      await tsshd.waitForLog(/configuration reloaded/, since);
+      const after = await lab.runSsh(['127.0.0.1', 'echo as asked'], { port: tsshd.port });
+      assert.equal(after.stdout, 'forced by the new config\n');
+    } finally {
+      await tsshd.stop();
+    }
   });
 });
 
