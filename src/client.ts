@@ -399,6 +399,25 @@ export class SshClient extends EventEmitter<ClientEvents> {
   /** Handlers for forwarded-tcpip channels, by "address:port" as the server reports them. */
   private readonly remoteForwards = new Map<string, (stream: ChannelStream, info: ForwardedConnection) => void>();
   private agentForwarding: SshAgent | string | undefined;
+  private readonly remoteStreamLocalForwards = new Map<string, (stream: ChannelStream) => void>();
+
+  /**
+   * ssh -R with a Unix socket on the server (streamlocal-forward@openssh.com): each connection to
+   * `socketPath` there reaches `handler` as a stream.
+   */
+  async forwardInStreamLocal(socketPath: string, handler: (stream: ChannelStream) => void): Promise<{ cancel(): Promise<boolean> }> {
+    const reply = await this.mux.globalRequest('streamlocal-forward@openssh.com', new Writer(64).string(socketPath).finish(), true);
+    if (reply === false) {
+      throw new SshError('ERR_SSH_CHANNEL_OPEN', DisconnectReason.BY_APPLICATION, `remote forwarding failed for socket ${socketPath}`);
+    }
+    this.remoteStreamLocalForwards.set(socketPath, handler);
+    return {
+      cancel: async () => {
+        this.remoteStreamLocalForwards.delete(socketPath);
+        return (await this.mux.globalRequest('cancel-streamlocal-forward@openssh.com', new Writer(64).string(socketPath).finish(), true)) !== false;
+      },
+    };
+  }
 
   /** Channels the server opens: forwarded-tcpip for our forwardIn(), auth-agent for agent forwarding. */
   private incomingChannel(type: string, data: Buffer, channel: MuxChannel): OpenDecision {
@@ -411,6 +430,17 @@ export class SshClient extends EventEmitter<ClientEvents> {
       if (!handler) return refuse(`no forwarding for ${info.address}:${info.port}`);
       const stream = new ChannelStream(channel, false, { closeWhenDone: true });
       queueMicrotask(() => handler(stream, info));
+      return { accept: stream.events };
+    }
+    if (type === 'forwarded-streamlocal@openssh.com') {
+      const r = new Reader(data, 0, data.length, 'forwarded-streamlocal');
+      const path = r.utf8();
+      r.string();
+      r.done();
+      const handler = this.remoteStreamLocalForwards.get(path);
+      if (!handler) return refuse(`no forwarding for ${path}`);
+      const stream = new ChannelStream(channel, false, { closeWhenDone: true });
+      queueMicrotask(() => handler(stream));
       return { accept: stream.events };
     }
     if (type === 'auth-agent@openssh.com' && this.agentForwarding !== undefined) {

@@ -63,6 +63,9 @@ export interface ServerConnectionEvents {
   /** ssh -R: the client asks us to listen; accept with the bound port (needed when it asked for 0). */
   'tcpip-forward': [request: RemoteForwardRequest, accept: (boundPort: number) => void, reject: () => void];
   'cancel-tcpip-forward': [request: RemoteForwardRequest, done: (ok: boolean) => void];
+  /** ssh -R with a Unix socket (streamlocal-forward@openssh.com, OpenSSH PROTOCOL §2.4). */
+  'streamlocal-forward': [request: { readonly path: string }, accept: () => void, reject: () => void];
+  'cancel-streamlocal-forward': [request: { readonly path: string }, done: (ok: boolean) => void];
   'global-request': [name: string, data: Buffer, reply: (result: boolean | Buffer) => void];
   rekey: [info: KexInfo];
   close: [error: SshError | undefined];
@@ -258,6 +261,18 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
           }
         });
       }
+      case 'streamlocal-forward@openssh.com':
+      case 'cancel-streamlocal-forward@openssh.com': {
+        const r = new Reader(data, 0, data.length, name);
+        const request = { path: r.utf8() };
+        r.done();
+        const event = name === 'streamlocal-forward@openssh.com' ? 'streamlocal-forward' : 'cancel-streamlocal-forward';
+        if (this.listenerCount(event) === 0) return false;
+        return new Promise((resolve) => {
+          if (event === 'streamlocal-forward') this.emit('streamlocal-forward', request, () => resolve(true), () => resolve(false));
+          else this.emit('cancel-streamlocal-forward', request, (ok) => resolve(ok));
+        });
+      }
       default:
         if (this.listenerCount('global-request') === 0) return false;
         return new Promise((resolve) => this.emit('global-request', name, data, resolve));
@@ -297,6 +312,17 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
     let stream!: ChannelStream;
     const data = new Writer(64).string(address).uint32(port).string(originAddress).uint32(originPort).finish();
     await mux.open('forwarded-tcpip', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
+    return stream;
+  }
+
+  /** Open a forwarded-streamlocal@openssh.com channel for a connection to a Unix socket the client asked us to listen on. */
+  async openForwardedStreamLocal(path: string): Promise<ChannelStream> {
+    const mux = this.endpoint.mux;
+    if (!mux) throw new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'not authenticated');
+    let stream!: ChannelStream;
+    // OpenSSH PROTOCOL §2.4: the socket path, then a reserved string.
+    const data = new Writer(64).string(path).string('').finish();
+    await mux.open('forwarded-streamlocal@openssh.com', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
     return stream;
   }
 

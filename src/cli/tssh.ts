@@ -7,6 +7,7 @@
  * The remote command's exit status is tssh's (255 for a connection error).
  */
 import { spawn } from 'node:child_process';
+import type { Duplex } from 'node:stream';
 import { appendFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -168,24 +169,31 @@ async function startForwards(client: SshClient, options: SshOptions, log: Client
     }
   }
   for (const forward of options.remoteForward) {
-    if ('path' in forward.listen || !forward.connect || 'path' in forward.connect) {
-      log(1, 'Unix socket remote forwarding is not supported yet');
-      ok = false;
+    const target = forward.connect;
+    if (!target) continue;
+    const connectLocal = (stream: Duplex): void => {
+      import('node:net').then(({ connect }) => {
+        const socket = 'path' in target ? connect({ path: target.path, allowHalfOpen: true }) : connect({ host: target.host ?? 'localhost', port: target.port, allowHalfOpen: true });
+        socket.pipe(stream).pipe(socket);
+        socket.on('error', () => stream.destroy());
+        stream.on('error', () => socket.destroy());
+      }, () => stream.destroy());
+    };
+    if ('path' in forward.listen) {
+      try {
+        await client.forwardInStreamLocal(forward.listen.path, connectLocal);
+      } catch {
+        process.stderr.write(`Warning: remote port forwarding failed for listen path ${forward.listen.path}\n`);
+        ok = false;
+      }
       continue;
     }
-    const target = forward.connect;
     const listenPort = forward.listen.port;
+    const describe = 'path' in target ? target.path : `${target.host}:${target.port}`;
     try {
-      const result = await client.forwardIn(forward.listen.host ?? '', listenPort, (stream) => {
-        import('node:net').then(({ connect }) => {
-          const socket = connect({ host: target.host ?? 'localhost', port: target.port });
-          socket.pipe(stream).pipe(socket);
-          socket.on('error', () => stream.destroy());
-          stream.on('error', () => socket.destroy());
-        }, () => stream.destroy());
-      });
-      if (listenPort === 0) process.stderr.write(`Allocated port ${result.port} for remote forward to ${target.host}:${target.port}\n`);
-    } catch (error) {
+      const result = await client.forwardIn(forward.listen.host ?? '', listenPort, connectLocal);
+      if (listenPort === 0) process.stderr.write(`Allocated port ${result.port} for remote forward to ${describe}\n`);
+    } catch {
       process.stderr.write(`Warning: remote port forwarding failed for listen port ${listenPort}\n`);
       ok = false;
     }

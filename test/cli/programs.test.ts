@@ -6,15 +6,66 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { havePeers, peerPath } from '../helpers/peers.js';
 import { createLab, run, startTsshd, TSSHD, type Tsshd } from '../helpers/auth-lab.js';
+import { freePort } from '../helpers/openssh.js';
 import type { OpenSshFixture, SshdListening } from '../helpers/openssh.js';
 
 const TSSH = resolve('dist/src/cli/tssh.js');
 const NO_DNS = resolve('dist/test/helpers/no-dns.js');
 const node = process.execPath;
+
+/** Send `payload` through host:port (or a Unix socket, or a SOCKS5 proxy to 127.0.0.1:socksTo) and collect the echo; retried while the forward is being set up. */
+async function retryExchange(target: { port?: number; path?: string; socksTo?: number }, payload: Buffer): Promise<Buffer> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      return await exchangeOnce(target, payload);
+    } catch (error) {
+      lastError = error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw lastError;
+}
+
+function exchangeOnce(target: { port?: number; path?: string; socksTo?: number }, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolvePromise, reject) => {
+    const socket = target.path ? connect({ path: target.path, allowHalfOpen: true }) : connect({ host: '127.0.0.1', port: target.port!, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let handshake = target.socksTo === undefined ? 0 : 2;
+    socket.once('error', reject);
+    socket.on('connect', () => {
+      if (target.socksTo === undefined) socket.end(payload);
+      else socket.write(Buffer.from([5, 1, 0]));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (handshake === 2) {
+        handshake = 1;
+        const request = Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, 0, 0]);
+        request.writeUInt16BE(target.socksTo!, 8);
+        socket.write(request);
+        return;
+      }
+      if (handshake === 1) {
+        if (chunk[1] !== 0) return reject(new Error(`SOCKS refused: ${chunk[1]}`));
+        handshake = 0;
+        socket.end(payload);
+        if (chunk.length > 10) chunks.push(chunk.subarray(10));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    socket.on('end', () => {
+      const data = Buffer.concat(chunks);
+      if (data.length === 0) reject(new Error('nothing came back'));
+      else resolvePromise(data);
+    });
+  });
+}
 
 describe('tsshd refuses to start, with a message and a non-zero exit', () => {
   let lab: OpenSshFixture;
@@ -204,6 +255,50 @@ describe('tssh as ssh is used', () => {
     const viaTsshd = await run(peerPath('ssh'), ['-F', config, '-J', 'tsshd-box', 'sshd-main', 'echo through-tsshd']);
     assert.equal(viaTsshd.code, 0, viaTsshd.stderr);
     assert.equal(viaTsshd.stdout, 'through-tsshd\n');
+  });
+
+  test('tssh -N with -L, -R, -D and a Unix-socket -R carries real traffic, byte-exact, through sshd and tsshd', async (t) => {
+    if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
+    await startPeers();
+    const config = writeConfig();
+    const echo = createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    const echoPort = (echo.address() as { port: number }).port;
+    const unixTarget = lab.path('echo.sock');
+    const unixEcho = createServer((socket) => socket.pipe(socket));
+    await new Promise<void>((r) => unixEcho.listen(unixTarget, () => r()));
+    t.after(() => {
+      echo.close();
+      unixEcho.close();
+    });
+    const payload = Buffer.alloc(256 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 13 + (i >> 9)) & 0xff;
+    for (const host of ['sshd-main', 'tsshd-box']) {
+      const [l, r, d] = [await freePort(), await freePort(), await freePort()];
+      const remoteSocket = lab.path(`remote-${host}.sock`);
+      const child = spawn(node, [
+        TSSH, '-F', config, '-N',
+        '-L', `${l}:127.0.0.1:${echoPort}`,
+        '-R', `${r}:127.0.0.1:${echoPort}`,
+        '-D', String(d),
+        '-R', `${remoteSocket}:${unixTarget}`,
+        host,
+      ], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      try {
+        const viaL = await retryExchange({ port: l }, payload);
+        assert.ok(viaL.equals(payload), `${host} -L: ${stderr}`);
+        const viaR = await retryExchange({ port: r }, payload);
+        assert.ok(viaR.equals(payload), `${host} -R: ${stderr}`);
+        const viaUnix = await retryExchange({ path: remoteSocket }, payload);
+        assert.ok(viaUnix.equals(payload), `${host} -R unix: ${stderr}`);
+        const viaSocks = await retryExchange({ port: d, socksTo: echoPort }, payload);
+        assert.ok(viaSocks.equals(payload), `${host} -D: ${stderr}`);
+      } finally {
+        child.kill('SIGTERM');
+      }
+    }
   });
 
   test('an unknown host: a clear message and exit 255', async () => {

@@ -443,14 +443,18 @@ const forwardLine =
   (keyword: 'local' | 'remote' | 'dynamic'): Parser =>
   (line, name) => {
     assertMaxArguments(line, name, keyword === 'dynamic' ? 1 : 2);
-    if (keyword === 'local' && line.args.length < 2) throw lineError(line, `Missing target argument for ${name}`);
-    // `RemoteForward [bind:]port` alone is a SOCKS proxy on the server side.
-    const kind: ForwardKind = keyword === 'remote' && line.args.length === 1 ? 'remote-dynamic' : keyword;
+    // One argument is the command line's form (`-L 8080:host:80`, `-R /remote.sock:/local.sock`);
+    // `RemoteForward [bind:]port` alone, with no target, is a SOCKS proxy on the server side.
+    const spec = expandEnvironment(line.args.join(':')); // variables first, so `${SOCKET}` can name a path
     let forward: Forward | undefined;
     try {
-      // Environment variables are expanded first, so `${SOCKET}` can name a socket path.
-      forward = parseForwardSpec(expandEnvironment(line.args.join(':')), kind);
+      forward = parseForwardSpec(spec, keyword);
+      if (forward === undefined && keyword === 'remote' && line.args.length === 1) forward = parseForwardSpec(spec, 'remote-dynamic');
+      if (forward === undefined && keyword === 'local' && line.args.length < 2 && !spec.includes(':')) {
+        throw lineError(line, `Missing target argument for ${name}`);
+      }
     } catch (e) {
+      if (e instanceof ConfigError) throw e;
       throw lineError(line, `Bad forwarding specification: ${e instanceof Error ? e.message : String(e)}`);
     }
     if (forward === undefined) throw lineError(line, `Bad forwarding specification: ${line.args.join(' ')}`);

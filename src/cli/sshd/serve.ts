@@ -323,8 +323,46 @@ function serveRemoteForwarding(connection: ServerConnection, settings: SshdSetti
     listener.close();
     done(true);
   });
+  // Unix sockets (streamlocal-forward@openssh.com) under AllowStreamLocalForwarding.
+  const socketListeners = new Map<string, NetServer>();
+  connection.on('streamlocal-forward', (request, accept, reject) => {
+    const allowed =
+      !settings.disableForwarding &&
+      (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'remote') &&
+      (state.keyOptions?.portForwarding ?? true);
+    if (!allowed) {
+      log.info(`refused remote stream local forward ${request.path} for ${connection.user ?? ''}`);
+      reject();
+      return;
+    }
+    const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
+      connection
+        .openForwardedStreamLocal(request.path)
+        .then((stream) => {
+          socket.pipe(stream).pipe(socket);
+          socket.on('error', () => stream.destroy());
+          stream.on('error', () => socket.destroy());
+        })
+        .catch(() => socket.destroy());
+    });
+    listener.once('error', () => reject());
+    listener.listen(request.path, () => {
+      socketListeners.set(request.path, listener);
+      // The socket belongs to the user who asked for it (sshd creates it as that user).
+      if (state.user && state.user.uid !== process.getuid?.()) void chown(request.path, state.user.uid, state.user.gid).catch(() => {});
+      accept();
+    });
+  });
+  connection.on('cancel-streamlocal-forward', (request, done) => {
+    const listener = socketListeners.get(request.path);
+    if (!listener) return done(false);
+    socketListeners.delete(request.path);
+    listener.close();
+    done(true);
+  });
   connection.on('close', () => {
     for (const listener of listeners.values()) listener.close();
+    for (const listener of socketListeners.values()) listener.close();
   });
 }
 
