@@ -3,6 +3,7 @@
  * authenticated; the client then runs commands, shells and subsystems and opens forwarded
  * channels, each a Node stream with back-pressure.
  */
+import { joinStreams } from './forwarding/join.js';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createSocksServer } from './forwarding/socks.js';
@@ -143,9 +144,7 @@ export interface ForwardedConnection {
 function connectAgentChannel(stream: ChannelStream, agent: SshAgent | string): void {
   if (typeof agent === 'string') {
     const socket = netConnect(agent);
-    socket.pipe(stream).pipe(socket);
-    socket.on('error', () => stream.destroy());
-    stream.on('error', () => socket.destroy());
+    joinStreams(socket, stream);
   } else {
     void new AgentServer(agent).serve(stream);
   }
@@ -594,9 +593,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
       socket.setNoDelay(true);
       this.forwardOut(remoteHost, remotePort, socket.remoteAddress ?? '127.0.0.1', socket.remotePort ?? 0).then(
         (stream) => {
-          socket.pipe(stream).pipe(socket);
-          socket.on('error', () => stream.destroy());
-          stream.on('error', () => socket.destroy());
+          joinStreams(socket, stream);
         },
         () => socket.destroy(),
       );

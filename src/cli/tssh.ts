@@ -6,6 +6,7 @@
  *
  * The remote command's exit status is tssh's (255 for a connection error).
  */
+import { joinStreams } from '../forwarding/join.js';
 import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { appendFileSync } from 'node:fs';
@@ -174,9 +175,7 @@ async function startForwards(client: SshClient, options: SshOptions, log: Client
     const connectLocal = (stream: Duplex): void => {
       import('node:net').then(({ connect }) => {
         const socket = 'path' in target ? connect({ path: target.path, allowHalfOpen: true }) : connect({ host: target.host ?? 'localhost', port: target.port, allowHalfOpen: true });
-        socket.pipe(stream).pipe(socket);
-        socket.on('error', () => stream.destroy());
-        stream.on('error', () => socket.destroy());
+        joinStreams(socket, stream);
       }, () => stream.destroy());
     };
     if ('path' in forward.listen) {

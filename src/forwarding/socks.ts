@@ -3,6 +3,7 @@
  * only), each accepted connection handed to `open(host, port)` (a direct-tcpip channel). Every
  * length a client sends is bounded before it is buffered.
  */
+import { joinStreams } from './join.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
@@ -81,9 +82,7 @@ async function handleSocks(socket: Socket, open: OpenTarget): Promise<void> {
   socket.write(reply(true));
   const rest = reader.release();
   if (rest.length > 0) stream.write(rest);
-  socket.pipe(stream).pipe(socket);
-  socket.on('error', () => stream.destroy());
-  stream.on('error', () => socket.destroy());
+  joinStreams(socket, stream);
 }
 
 /** Reads exact byte counts from a socket during the handshake, then hands the rest back. */

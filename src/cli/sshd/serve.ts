@@ -3,6 +3,7 @@
  * run the user's shell, forwarding under AllowTcpForwarding / PermitOpen / authorized_keys
  * options, and sshd's log lines.
  */
+import { joinStreams } from '../../forwarding/join.js';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -251,9 +252,7 @@ function serveForwarding(connection: ServerConnection, settings: SshdSettings, s
     const socket = netConnect({ path: request.path, allowHalfOpen: true });
     socket.once('connect', () => {
       const stream = accept();
-      socket.pipe(stream).pipe(socket);
-      socket.on('error', () => stream.destroy());
-      stream.on('error', () => socket.destroy());
+      joinStreams(socket, stream);
     });
     socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.path}: ${error.message}`));
   });
@@ -272,9 +271,7 @@ function serveForwarding(connection: ServerConnection, settings: SshdSettings, s
     const socket = netConnect({ host: request.host, port: request.port, allowHalfOpen: true });
     socket.once('connect', () => {
       const stream = accept();
-      socket.pipe(stream).pipe(socket);
-      socket.on('error', () => stream.destroy());
-      stream.on('error', () => socket.destroy());
+      joinStreams(socket, stream);
     });
     socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.host} port ${request.port}: ${error.message}`));
   });
@@ -302,9 +299,7 @@ function serveRemoteForwarding(connection: ServerConnection, settings: SshdSetti
       connection
         .openForwardedTcpip(request.address, bound, socket.remoteAddress ?? '', socket.remotePort ?? 0)
         .then((stream) => {
-          socket.pipe(stream).pipe(socket);
-          socket.on('error', () => stream.destroy());
-          stream.on('error', () => socket.destroy());
+          joinStreams(socket, stream);
         })
         .catch(() => socket.destroy());
     });
@@ -339,9 +334,7 @@ function serveRemoteForwarding(connection: ServerConnection, settings: SshdSetti
       connection
         .openForwardedStreamLocal(request.path)
         .then((stream) => {
-          socket.pipe(stream).pipe(socket);
-          socket.on('error', () => stream.destroy());
-          stream.on('error', () => socket.destroy());
+          joinStreams(socket, stream);
         })
         .catch(() => socket.destroy());
     });
@@ -400,9 +393,7 @@ async function startAgentSocket(connection: ServerConnection, user: SystemUser, 
     connection
       .openAgentChannel()
       .then((stream) => {
-        socket.pipe(stream).pipe(socket);
-        socket.on('error', () => stream.destroy());
-        stream.on('error', () => socket.destroy());
+        joinStreams(socket, stream);
       })
       .catch(() => socket.destroy());
   });
