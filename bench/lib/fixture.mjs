@@ -1,0 +1,242 @@
+// @ts-check
+/**
+ * The benchmark's world: a temporary folder with an ed25519 host key and user key (made by
+ * ssh-keygen), authorized_keys, and the three servers, each on its own free 127.0.0.1 port with
+ * its own config: OpenSSH's sshd, tsshd (DIST/src/cli/tsshd.js) and the ssh2 server script.
+ * Every server is stopped by its PID; the folder is removed at the end.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
+export const ROOT = dirname(BENCH_DIR);
+/** The compiled tssh: the snapshot lib/build.mjs made (BENCH_DIST), else dist/. */
+export const DIST = process.env.BENCH_DIST ?? join(ROOT, 'dist');
+export const TSSHD = join(DIST, 'src/cli/tsshd.js');
+export const TSSH = join(DIST, 'src/cli/tssh.js');
+export const SSH2_SERVER = join(BENCH_DIR, 'ssh2-server.mjs');
+export const SSH2_CLIENT = join(BENCH_DIR, 'ssh2-client.mjs');
+export const CONN_CLIENT = join(BENCH_DIR, 'conn-client.mjs');
+
+/** The programs, overridable for other installations. */
+export const SSH = process.env.BENCH_SSH ?? '/usr/bin/ssh';
+export const SSHD = process.env.BENCH_SSHD ?? '/usr/sbin/sshd';
+export const SSH_KEYGEN = process.env.BENCH_SSH_KEYGEN ?? '/usr/bin/ssh-keygen';
+
+/** Every cipher the throughput figure uses, plus the MAC for aes128-ctr. */
+export const CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'];
+export const MACS = ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-256'];
+
+/** Start a program with a high open-file limit (1,000 connections need more than 1,024 fds). */
+const RAISE_NOFILE = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = /** @type {import('node:net').AddressInfo} */ (server.address());
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+/** @param {number} ms */
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Wait until something accepts TCP connections on port (or the process dies, or 15 s pass).
+ * @param {number} port
+ * @param {import('node:child_process').ChildProcess} child
+ * @param {() => string} log
+ */
+async function waitListening(port, child, log) {
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited before listening:\n${log()}`);
+    const ok = await new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('data', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+      socket.setTimeout(1000, () => {
+        socket.destroy();
+        resolve(false);
+      });
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`server not listening on ${port} after 15 s:\n${log()}`);
+}
+
+/**
+ * @typedef {object} RunningServer
+ * @property {'sshd' | 'tsshd' | 'ssh2'} kind
+ * @property {number} pid
+ * @property {number} port
+ * @property {() => string} log
+ * @property {() => Promise<void>} stop
+ * @property {Promise<void>} exited
+ */
+
+export class Fixture {
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'tssh-bench-'));
+    this.user = userInfo().username;
+    this.hostKey = join(this.dir, 'host_ed25519');
+    this.userKey = join(this.dir, 'id_ed25519');
+    this.authorizedKeys = join(this.dir, 'authorized_keys');
+    execFileSync(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench-host', '-f', this.hostKey]);
+    execFileSync(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench-user', '-f', this.userKey]);
+    writeFileSync(this.authorizedKeys, readFileSync(`${this.userKey}.pub`));
+    /** @type {Set<RunningServer>} */
+    this.servers = new Set();
+  }
+
+  /**
+   * sshd_config text shared by sshd and tsshd.
+   * @param {number} port
+   */
+  serverConfig(port) {
+    return [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${this.hostKey}`,
+      `AuthorizedKeysFile ${this.authorizedKeys}`,
+      'StrictModes no',
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'PermitRootLogin prohibit-password',
+      'KexAlgorithms curve25519-sha256',
+      'HostKeyAlgorithms ssh-ed25519',
+      `Ciphers ${CIPHERS.join(',')}`,
+      `MACs ${MACS.join(',')}`,
+      // 1,000 idle connections opened 16 at a time: no random drops of unauthenticated ones.
+      'MaxStartups 200:30:2000',
+      'PrintMotd no',
+      'PidFile none',
+      'LogLevel ERROR',
+      // See shared/TESTING.md: bash then skips ~/.bashrc (pyenv init) for commands.
+      'SetEnv SHLVL=1',
+      '',
+    ].join('\n');
+  }
+
+  /**
+   * Start one server kind on a fresh port.
+   * @param {'sshd' | 'tsshd' | 'ssh2'} kind
+   * @param {{ nodeFlags?: string[], ssh2NoNative?: boolean }} [options]
+   * @returns {Promise<RunningServer>}
+   */
+  async start(kind, options = {}) {
+    const port = await freePort();
+    /** @type {string[]} */
+    let argv;
+    if (kind === 'sshd') {
+      mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+      const config = join(this.dir, `sshd_config.${port}`);
+      writeFileSync(config, this.serverConfig(port));
+      argv = [SSHD, '-D', '-e', '-f', config];
+    } else if (kind === 'tsshd') {
+      if (!existsSync(TSSHD)) throw new Error(`${TSSHD} is missing: run npx tsc -p . first`);
+      const config = join(this.dir, `tsshd_config.${port}`);
+      // MaxStartups and UsePAM as in sshd's; PidFile none: tsshd keeps no PID file either.
+      writeFileSync(config, this.serverConfig(port));
+      argv = [process.execPath, ...(options.nodeFlags ?? []), TSSHD, '-D', '-e', '-f', config];
+    } else {
+      argv = [
+        process.execPath,
+        ...(options.nodeFlags ?? []),
+        SSH2_SERVER,
+        '--port',
+        String(port),
+        '--host-key',
+        this.hostKey,
+        '--authorized-keys',
+        this.authorizedKeys,
+        '--user',
+        this.user,
+        ...(options.ssh2NoNative ? ['--no-native'] : []),
+      ];
+    }
+    const child = spawn('/bin/sh', ['-c', RAISE_NOFILE, 'sh', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.dir });
+    /** @type {Buffer[]} */
+    const output = [];
+    let outputBytes = 0;
+    const keep = (/** @type {Buffer} */ chunk) => {
+      // Keep the start of the log (errors at start-up), not megabytes of it.
+      if (outputBytes < 64 * 1024) output.push(chunk);
+      outputBytes += chunk.length;
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    const log = () => Buffer.concat(output).toString('utf8');
+    const exited = new Promise((resolve) => child.once('exit', () => resolve(undefined)));
+    const pid = /** @type {number} */ (child.pid);
+    /** @type {RunningServer} */
+    const server = {
+      kind,
+      pid,
+      port,
+      log,
+      exited: /** @type {Promise<void>} */ (exited),
+      stop: async () => {
+        this.servers.delete(server);
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          return;
+        }
+        const timer = setTimeout(() => {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }, 5000);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+    this.servers.add(server);
+    try {
+      await waitListening(port, child, log);
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return server;
+  }
+
+  /** ssh's options: this fixture's key, no config files, no host key prompts, quiet. */
+  sshOptions() {
+    return [
+      '-F', '/dev/null',
+      '-i', this.userKey,
+      '-o', 'IdentitiesOnly=yes',
+      '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'StrictHostKeyChecking=no',
+      '-o', 'BatchMode=yes',
+      '-o', 'LogLevel=ERROR',
+      '-o', 'KexAlgorithms=curve25519-sha256',
+      '-o', 'HostKeyAlgorithms=ssh-ed25519',
+      '-T',
+    ];
+  }
+
+  async close() {
+    await Promise.all([...this.servers].map((server) => server.stop()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,74 @@
+// @ts-check
+/**
+ * Figure 2: connection set-up. An in-process client (tssh's library or ssh2's) opens connections
+ * to one server, each: curve25519-sha256, ssh-ed25519 host key, publickey login, exec `true`,
+ * close; sequentially or 16 in flight. Connections per second, client CPU per connection (the
+ * client process's own, process.cpuUsage) and server CPU per connection: tsshd's and the ssh2
+ * server's own CPU time (their threads, µs resolution); for sshd the listener's own and its reaped
+ * per-connection processes' (10 ms resolution) less the CPU time of the shells that ran `true`
+ * (measured here on the same machine as `bash -c true`, since sshd reaps them inside its
+ * per-connection process).
+ */
+import { spawnSync } from 'node:child_process';
+import { userInfo } from 'node:os';
+import { statCpuMs } from './procfs.mjs';
+import { startConnClient } from './clients.mjs';
+import { serverCpuMs } from './throughput.mjs';
+
+/**
+ * CPU milliseconds of one `SHELL -c true` as sshd runs it (SHLVL=1 in its environment).
+ * @param {number} [n]
+ */
+export function shellTrueCpuMs(n = 50) {
+  const shell = userInfo().shell || '/bin/sh';
+  const before = statCpuMs(process.pid);
+  for (let i = 0; i < n; i++) spawnSync(shell, ['-c', 'true'], { env: { ...process.env, SHLVL: '1' }, stdio: 'ignore' });
+  const after = statCpuMs(process.pid);
+  if (!before || !after) return 0;
+  return (after.childrenMs - before.childrenMs) / n;
+}
+
+/**
+ * @typedef {object} SetupResult
+ * @property {boolean} ok
+ * @property {string} [error]
+ * @property {number} count
+ * @property {number} connectionsPerSecond
+ * @property {number} serverCpuMsPerConnection
+ * @property {number} clientCpuMsPerConnection
+ */
+
+/**
+ * @param {import('./fixture.mjs').Fixture} fx
+ * @param {{ lib: 'tssh' | 'ssh2', server: import('./fixture.mjs').RunningServer, count: number, concurrency: number,
+ *           shellCpuMs: number, ssh2NoNative?: boolean }} run
+ * @returns {Promise<SetupResult>}
+ */
+export async function connectionSetup(fx, run) {
+  const client = startConnClient(fx, { lib: run.lib, port: run.server.port, mode: 'connect', count: run.count, concurrency: run.concurrency, ssh2NoNative: run.ssh2NoNative });
+  const timer = setTimeout(() => client.kill(), 180000);
+  try {
+    await client.expect('ready');
+    const before = await serverCpuMs(run.server);
+    client.send('go');
+    const result = JSON.parse(await client.expect(''));
+    const after = await serverCpuMs(run.server);
+    await client.exited();
+    let serverMs = after - before;
+    if (run.server.kind === 'sshd') serverMs -= run.shellCpuMs * result.count;
+    const ok = result.errors === 0;
+    return {
+      ok,
+      ...(ok ? {} : { error: `${result.errors} of ${result.count} failed: ${result.firstError}` }),
+      count: result.count,
+      connectionsPerSecond: (result.count / result.wallMs) * 1000,
+      serverCpuMsPerConnection: serverMs / result.count,
+      clientCpuMsPerConnection: result.cpuMs / result.count,
+    };
+  } catch (error) {
+    client.kill();
+    return { ok: false, error: /** @type {Error} */ (error).message, count: run.count, connectionsPerSecond: NaN, serverCpuMsPerConnection: NaN, clientCpuMsPerConnection: NaN };
+  } finally {
+    clearTimeout(timer);
+  }
+}
