@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 
 export interface SystemUser {
   readonly name: string;
@@ -14,25 +15,68 @@ export interface SystemUser {
   readonly shell: string;
 }
 
-/** Look a user up; undefined when no such user exists. */
+/** /etc/passwd parsed, kept while the file's mtime is unchanged: no process per lookup. */
+let passwdCache: { mtimeMs: number; users: Map<string, SystemUser> } | undefined;
+
+function fromPasswdFile(name: string): SystemUser | undefined {
+  try {
+    const { mtimeMs } = statSync('/etc/passwd');
+    if (!passwdCache || passwdCache.mtimeMs !== mtimeMs) {
+      const users = new Map<string, SystemUser>();
+      for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+        const user = parsePasswdLine(line);
+        if (user) users.set(user.name, user);
+      }
+      passwdCache = { mtimeMs, users };
+    }
+    return passwdCache.users.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+function parsePasswdLine(line: string): SystemUser | undefined {
+  const fields = line.trim().split(':');
+  if (fields.length < 7 || !fields[0]) return undefined;
+  return { name: fields[0], uid: Number(fields[2]), gid: Number(fields[3]), home: fields[5] || '/', shell: fields[6] || '/bin/sh' };
+}
+
+/**
+ * Whether NSS may know users that /etc/passwd does not (LDAP, sssd, NIS): only then is an
+ * unknown name worth a getent process. (Asking it for every unknown name would also make a
+ * failed login for an unknown user measurably slower than for a known one.)
+ */
+let otherSources: boolean | undefined;
+function usesOtherUserSources(): boolean {
+  if (otherSources === undefined) {
+    try {
+      const line = readFileSync('/etc/nsswitch.conf', 'utf8').split('\n').find((l) => /^\s*passwd\s*:/.test(l)) ?? '';
+      const sources = line.replace(/^\s*passwd\s*:/, '').replace(/\[[^\]]*\]/g, '').trim().split(/\s+/).filter(Boolean);
+      otherSources = sources.some((source) => !['files', 'compat', 'systemd'].includes(source));
+    } catch {
+      otherSources = true;
+    }
+  }
+  return otherSources;
+}
+
+/**
+ * Look a user up; undefined when no such user exists. /etc/passwd first (cheap, and checked on
+ * every login attempt), then NSS through getent for users from other sources (LDAP, sssd).
+ */
 export function lookupUser(name: string): SystemUser | undefined {
   // A name that could be read as an option or a number is never a user we look up.
   if (!/^[A-Za-z0-9._][A-Za-z0-9._@-]*$/.test(name)) return undefined;
+  const local = fromPasswdFile(name);
+  if (local || !usesOtherUserSources()) return local;
   let line: string;
   try {
     line = execFileSync('getent', ['passwd', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     return undefined;
   }
-  const fields = line.split(':');
-  if (fields.length < 7 || fields[0] !== name) return undefined;
-  return {
-    name,
-    uid: Number(fields[2]),
-    gid: Number(fields[3]),
-    home: fields[5] || '/',
-    shell: fields[6] || '/bin/sh',
-  };
+  const user = parsePasswdLine(line);
+  return user?.name === name ? user : undefined;
 }
 
 /** Names of the groups a user belongs to (primary and supplementary). */
