@@ -21,6 +21,7 @@ import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
 import { loadNodePty, ptySupport, runWithPty, type NodePty } from './pty.js';
 import { lookupUser, type SystemUser } from './users.js';
+import { isInternalSftp, startInternalSftp } from '../../sftp/internal-sftp.js';
 import type { Logger } from './log.js';
 
 export interface ServeOptions {
@@ -214,6 +215,9 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
       const env = context();
       if (agentPath) (env.extraEnv as Record<string, string>).SSH_AUTH_SOCK = agentPath;
       if (forced !== undefined && original !== undefined) (env.extraEnv as Record<string, string>).SSH_ORIGINAL_COMMAND = original;
+      // SFTP: internal-sftp, as a Subsystem or a ForceCommand, is tssh's own SFTP server (src/sftp/),
+      // whatever the client asked to run and whether or not it has a pty, as in sshd.
+      if (command !== undefined && isInternalSftp(command)) return startInternalSftp(session, env, command, options.log);
       if (session.pty && nodePty) runWithPty(session, env, command, nodePty);
       else runWithoutPty(session, env, command);
     };
@@ -227,8 +231,7 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
     });
     session.on('subsystem', (request) => {
       const subsystem = settings.subsystem.find((s) => s.name === request.details.name);
-      if (!subsystem || subsystem.command === 'internal-sftp') {
-        // internal-sftp arrives with tssh's SFTP server; until then only external subsystems run.
+      if (!subsystem) {
         request.reject();
         return;
       }

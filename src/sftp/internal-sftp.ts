@@ -1,0 +1,200 @@
+/**
+ * `Subsystem sftp internal-sftp` (and `ForceCommand internal-sftp`) in tsshd: a session served by
+ * tssh's own SFTP server (./server.ts), with sftp-server(8)'s options -d, -R and -u.
+ *
+ * Whose permissions: when tsshd runs as root for another user, the SFTP server runs in a child
+ * process started as that user (setpriv: uid, gid and the supplementary groups, as the user's
+ * shell gets), the channel piped to its stdin and stdout. The kernel then decides every access
+ * exactly as it would for the user's own programs: modes, ACLs, supplementary groups, root-squashed
+ * NFS, LSMs, and the file a symbolic link swapped in between a check and a use. Checking
+ * permissions ourselves while acting as root would have to reproduce all of that and would race
+ * with the file system (a check-then-open is a TOCTOU hole). The child also isolates: a bug in
+ * the SFTP server cannot touch tsshd's memory (host keys) nor take other sessions down.
+ *
+ * When tsshd is not root, every session is ours anyway: the server runs in tsshd's own process,
+ * saving a Node start per session; except with -u, because a umask belongs to a whole process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ServerSession } from '../server-session.js';
+import type { SessionContext } from '../cli/sshd/session-runner.js';
+import type { Logger } from '../cli/sshd/log.js';
+import { SftpServer } from './server.js';
+
+const SETPRIV = '/usr/bin/setpriv';
+/** The compiled child program, next to this module. */
+const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
+
+/** What the child is told: its argument, as JSON. */
+export interface SftpChildConfig {
+  readonly cwd: string;
+  readonly home: string;
+  readonly readOnly: boolean;
+  readonly umask: number | undefined;
+}
+
+export interface InternalSftpOptions {
+  readonly readOnly: boolean;
+  readonly umask: number | undefined;
+  /** -d, with %d, %u and %% expanded; relative to the home folder. */
+  readonly startDirectory: string | undefined;
+}
+
+/** True for `internal-sftp` with or without options. */
+export function isInternalSftp(command: string): boolean {
+  return /^\s*internal-sftp(\s|$)/.test(command);
+}
+
+/** Words of a command line: whitespace-separated, with '…' and "…" quoting as sshd_config has it. */
+function splitWords(line: string): string[] {
+  const words: string[] = [];
+  const pattern = /"([^"]*)"|'([^']*)'|(\S+)/g;
+  for (let m = pattern.exec(line); m; m = pattern.exec(line)) words.push(m[1] ?? m[2] ?? m[3]!);
+  return words;
+}
+
+/**
+ * sftp-server(8)'s options. -e, -f and -l (logging) are accepted and ignored; -P, -p and -Q,
+ * which would restrict requests, are refused rather than ignored, so a configuration relying on
+ * them fails closed.
+ */
+export function parseInternalSftp(command: string, user: { name: string; home: string }): InternalSftpOptions {
+  const words = splitWords(command).slice(1);
+  let readOnly = false;
+  let umask: number | undefined;
+  let startDirectory: string | undefined;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (!word.startsWith('-') || word === '-') throw new Error(`internal-sftp: unexpected argument "${word}"`);
+    for (let j = 1; j < word.length; j++) {
+      const flag = word[j]!;
+      const needsValue = 'dfluPpQ'.includes(flag);
+      let value: string | undefined;
+      if (needsValue) {
+        value = j + 1 < word.length ? word.slice(j + 1) : words[++i];
+        if (value === undefined) throw new Error(`internal-sftp: option -${flag} needs a value`);
+        j = word.length;
+      }
+      switch (flag) {
+        case 'R':
+          readOnly = true;
+          break;
+        case 'e':
+        case 'f':
+        case 'l':
+          break;
+        case 'u':
+          if (!/^[0-7]{1,4}$/.test(value!)) throw new Error(`internal-sftp: invalid umask "${value}"`);
+          umask = parseInt(value!, 8);
+          break;
+        case 'd': {
+          const expanded = value!.replace(/%(.?)/g, (_all, c: string) => {
+            if (c === 'd') return user.home;
+            if (c === 'u') return user.name;
+            if (c === '%') return '%';
+            throw new Error(`internal-sftp: unknown %-token in -d "${value}"`);
+          });
+          startDirectory = isAbsolute(expanded) ? expanded : join(user.home, expanded);
+          break;
+        }
+        default:
+          throw new Error(`internal-sftp: option -${flag} is not supported`);
+      }
+    }
+  }
+  return { readOnly, umask, startDirectory };
+}
+
+/**
+ * Serves the session with the SFTP server: in a child as the user when tsshd switches users (or
+ * for -u), else in process. The session ends with the server's exit status.
+ */
+export function startInternalSftp(session: ServerSession, context: SessionContext, command: string, log: Logger): void {
+  const { user } = context;
+  let options: InternalSftpOptions;
+  try {
+    options = parseInternalSftp(command, user);
+  } catch (error) {
+    log.error((error as Error).message);
+    session.stderr.write(`${(error as Error).message}\n`);
+    session.exit(1);
+    return;
+  }
+  const home = existsSync(user.home) ? user.home : '/';
+  const cwd = options.startDirectory ?? home;
+  log.info(`internal-sftp session for ${user.name} (${context.switchUser ? `as uid ${user.uid} in a child process` : 'in process'})`);
+  if (context.switchUser || options.umask !== undefined) {
+    runChild(session, context, { cwd, home, readOnly: options.readOnly, umask: options.umask }, log);
+    return;
+  }
+  const server = new SftpServer(session, session, {
+    cwd,
+    home,
+    readOnly: options.readOnly,
+    endOutput: false,
+    log: (line) => log.info(`${line} (user ${user.name})`),
+  });
+  server.once('done', (code) => {
+    if (!session.channelClosed) session.exit(code);
+  });
+  session.once('channel-close', () => server.destroy());
+}
+
+function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): ChildProcess {
+  const { user } = context;
+  // A small, fixed environment: nothing the client sent (AcceptEnv) reaches Node, so NODE_OPTIONS
+  // and the like cannot turn an SFTP-only login (ForceCommand internal-sftp) into running code.
+  const env: Record<string, string> = {
+    HOME: user.home,
+    USER: user.name,
+    LOGNAME: user.name,
+    PATH: user.uid === 0 ? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' : '/usr/local/bin:/usr/bin:/bin',
+  };
+  if (process.env.TZ) env.TZ = process.env.TZ;
+  const node = process.execPath;
+  const args = [CHILD, JSON.stringify(config)];
+  let child: ChildProcess;
+  if (context.switchUser && existsSync(SETPRIV)) {
+    // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
+    child = spawn(SETPRIV, [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', node, ...args], { cwd: config.home, env, stdio: 'pipe' });
+  } else {
+    child = spawn(node, args, { cwd: config.home, env, stdio: 'pipe', ...(context.switchUser ? { uid: user.uid, gid: user.gid } : {}) });
+  }
+  let outputOpen = true;
+  let exit: number | undefined;
+  const finish = (): void => {
+    if (outputOpen || exit === undefined || session.channelClosed) return;
+    session.exit(exit);
+  };
+  child.stdout!.pipe(session, { end: false });
+  child.stdout!.once('end', () => {
+    outputOpen = false;
+    finish();
+  });
+  session.pipe(child.stdin!);
+  child.stdin!.on('error', () => {}); // the child may be gone before it read everything
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => {
+    stderr += text;
+    const lines = stderr.split('\n');
+    stderr = lines.pop()!.slice(-4096);
+    for (const line of lines) if (line) log.info(`${line} (user ${user.name})`);
+  });
+  child.once('error', (error) => {
+    log.error(`internal-sftp for ${user.name}: ${error.message}`);
+    outputOpen = false;
+    exit = 1;
+    finish();
+  });
+  child.once('exit', (code, signal) => {
+    exit = code ?? (signal ? 1 : 0);
+    finish();
+  });
+  session.once('channel-close', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
+  return child;
+}
