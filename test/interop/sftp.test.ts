@@ -255,9 +255,14 @@ describe('tsshd run by an ordinary user serves SFTP in its own process', () => {
       return;
     }
     const lab = await createLab();
-    t.after(() => lab.cleanup());
     const user = await createSystemUser(randomBytes(12).toString('base64url'));
-    t.after(() => user.remove());
+    let server: ReturnType<typeof startAs> | undefined;
+    // In this order: userdel refuses to remove a user whose processes still run.
+    t.after(async () => {
+      await server?.stop();
+      await user.remove();
+      await lab.cleanup();
+    });
     const account = lookupUser(user.name)!;
     // The user's own copy of a host key and of the lab's authorized_keys.
     const own = join(account.home, 'tsshd');
@@ -277,8 +282,7 @@ describe('tsshd run by an ordinary user serves SFTP in its own process', () => {
     ].join('\n') + '\n');
     for (const f of ['', 'host_key', 'authorized_keys', 'config']) chownSync(join(own, f), account.uid, account.gid);
     chmodSync(join(own, 'host_key'), 0o600);
-    const server = startAs(account.uid, account.gid, [TSSHD, '-f', join(own, 'config'), '-e', '-D']);
-    t.after(() => server.stop());
+    server = startAs(account.uid, account.gid, [TSSHD, '-f', join(own, 'config'), '-e', '-D']);
     await waitForText(server.log, new RegExp(`Server listening on 127\\.0\\.0\\.1 port ${port}\\b`), { timeoutMs: 20_000, what: 'tsshd log' });
     const payload = lab.path('payload.bin');
     writeFileSync(payload, randomBytes(5 * MiB + 3));
