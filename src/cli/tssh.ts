@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseSshArgs, SshUsageError, SSH_USAGE, type SshArgs } from './ssh/args.js';
 import { connectWithOptions, type ClientLog } from './ssh/connect.js';
 import { attachSession } from './ssh/interactive.js';
+import { localTerminalModes } from './ssh/terminal-modes.js';
 import { loadSshConfig, resolveHost, formatSshConfig, type SshConfig, type SshOptions, type Forward } from './config/ssh-config.js';
 import { ConfigError } from './config/tokens.js';
 import { VERSION, type SshClient } from '../client.js';
@@ -117,7 +118,7 @@ async function main(argv: string[]): Promise<number> {
 
   const session = await client.openSession();
   const pty = wantTty
-    ? { term: process.env.TERM ?? 'xterm', columns: process.stdout.columns ?? 80, rows: process.stdout.rows ?? 24 }
+    ? { term: process.env.TERM ?? 'xterm', columns: process.stdout.columns ?? 80, rows: process.stdout.rows ?? 24, modes: localTerminalModes() }
     : undefined;
   try {
     if (command === undefined) await session.start('shell', undefined, { pty, env });

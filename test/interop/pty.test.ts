@@ -137,7 +137,7 @@ function clientOptions(lab: OpenSshFixture, port: number): string[] {
 interface FlowOptions {
   /** The client's argv, to run as `argv -tt 127.0.0.1` inside tmux. */
   readonly client: readonly string[];
-  /** The client sends its terminal modes (OpenSSH does; tssh sends none yet). */
+  /** The client sends its terminal modes (OpenSSH and tssh do). */
   readonly checkModes: boolean;
   /**
    * The server starts the shell with argv[0] `-NAME`: sshd always; tsshd when /bin/bash exists
@@ -268,7 +268,7 @@ describe('PTY sessions', () => {
     const lab = await openSshFixture(t);
     const sshd = await lab.spawnSshdListening(lab.sshdConfig());
     t.after(() => sshd.stop());
-    await interactiveFlow(lab, sshd.port, { client: [process.execPath, TSSH], checkModes: false, loginArgv0: true });
+    await interactiveFlow(lab, sshd.port, { client: [process.execPath, TSSH], checkModes: true, loginArgv0: true });
   });
 
   test('tssh -tt to tsshd in tmux: the same flow, both ends ours', { timeout: 120_000 }, async (t) => {
@@ -277,7 +277,7 @@ describe('PTY sessions', () => {
     const lab = await openSshFixture(t);
     const tsshd = await startTsshd(lab, []);
     t.after(() => tsshd.stop());
-    await interactiveFlow(lab, tsshd.port, { client: [process.execPath, TSSH], checkModes: false, loginArgv0: existsSync('/bin/bash') });
+    await interactiveFlow(lab, tsshd.port, { client: [process.execPath, TSSH], checkModes: true, loginArgv0: existsSync('/bin/bash') });
   });
 
   test('as another user (tsshd as root): setpriv drops root\'s groups, the terminal is the user\'s', { timeout: 60_000 }, async (t) => {
