@@ -77,6 +77,9 @@ export class Endpoint extends EventEmitter {
         send: (payload) => {
           this.transport.send(payload);
         },
+        sendParts: (head, body, offset, length) => {
+          this.transport.sendParts(head, body, offset, length);
+        },
         canSend: () => this.transport.writable && this.stream.writableLength < SOCKET_HIGH_WATER,
         fatal: (error) => this.disconnect(error.reason, error.message, error),
         debug: this.hooks.debug,

@@ -66,6 +66,8 @@ export type OpenDecision =
 
 export interface MuxHandler {
   send(payload: Buffer): void;
+  /** Send channel data as a message header and a slice of the application's buffer (no extra copy). */
+  sendParts?(head: Buffer, body: Buffer, offset: number, length: number): void;
   /** False while the transport or socket is backed up: channel data waits. */
   canSend(): boolean;
   openRequested(request: IncomingOpen, channel: MuxChannel): OpenDecision | Promise<OpenDecision>;
@@ -156,14 +158,10 @@ export class MuxChannel {
     let remaining = data.length - offset;
     while (remaining > 0 && this.remoteWindow > 0 && this.mux.canSend()) {
       const length = Math.min(remaining, this.remoteWindow, this.remoteMaxPacket);
-      const payload =
-        extendedType === 0
-          ? encodeChannelData(this.remoteId, data, offset + sent, length)
-          : encodeChannelExtendedData(this.remoteId, extendedType, data, offset + sent, length);
+      this.mux.sendData(this.remoteId, extendedType, data, offset + sent, length);
       this.remoteWindow -= length;
       sent += length;
       remaining -= length;
-      this.mux.send(payload);
     }
     return sent;
   }
@@ -240,6 +238,29 @@ export class ChannelMux {
 
   canSend(): boolean {
     return !this.closed && this.handler.canSend();
+  }
+
+  /** CHANNEL_DATA / CHANNEL_EXTENDED_DATA for `length` bytes of `data` from `offset`. */
+  sendData(recipient: number, extendedType: number, data: Buffer, offset: number, length: number): void {
+    if (this.closed) return;
+    if (!this.handler.sendParts) {
+      this.handler.send(
+        extendedType === 0
+          ? encodeChannelData(recipient, data, offset, length)
+          : encodeChannelExtendedData(recipient, extendedType, data, offset, length),
+      );
+      return;
+    }
+    // The header alone (type, recipient, [data type], length); the data follows it in the packet.
+    const head = Buffer.allocUnsafe(extendedType === 0 ? 9 : 13);
+    head[0] = extendedType === 0 ? MSG.CHANNEL_DATA : MSG.CHANNEL_EXTENDED_DATA;
+    head.writeUInt32BE(recipient, 1);
+    if (extendedType === 0) head.writeUInt32BE(length, 5);
+    else {
+      head.writeUInt32BE(extendedType, 5);
+      head.writeUInt32BE(length, 9);
+    }
+    this.handler.sendParts(head, data, offset, length);
   }
 
   /**

@@ -47,20 +47,30 @@ export class PacketEncoder {
 
   /** Frame, pad and seal one payload; returns the wire chunks. */
   encode(payload: Buffer): Buffer[] {
+    return this.encodeParts(payload, undefined, 0, 0);
+  }
+
+  /**
+   * Frame a payload given as a head and a slice of a body (CHANNEL_DATA's header and the
+   * application's bytes), copied once, straight into the packet: no intermediate payload buffer.
+   */
+  encodeParts(head: Buffer, body: Buffer | undefined, offset: number, length: number): Buffer[] {
     const sealer = this.sealer;
+    const payloadLength = head.length + length;
     const block = Math.max(8, sealer.blockSize);
     // RFC 4253 §6: the padded part is a multiple of the block size, with 4..255 bytes of padding.
-    const aligned = sealer.lengthExcludedFromPadding ? 1 + payload.length : 5 + payload.length;
+    const aligned = sealer.lengthExcludedFromPadding ? 1 + payloadLength : 5 + payloadLength;
     let padding = block - (aligned % block);
     if (padding < 4) padding += block;
-    const packetLength = 1 + payload.length + padding;
+    const packetLength = 1 + payloadLength + padding;
     const total = 4 + packetLength;
     if (this.scratch.length < total) this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2));
     const packet = this.scratch.subarray(0, total);
     packet.writeUInt32BE(packetLength, 0);
     packet[4] = padding;
-    payload.copy(packet, 5);
-    paddingPool.fill(packet, 5 + payload.length, padding);
+    head.copy(packet, 5);
+    if (body) body.copy(packet, 5 + head.length, offset, offset + length);
+    paddingPool.fill(packet, 5 + payloadLength, padding);
     const chunks = sealer.seal(this.sequence, packet);
     this.sequence = (this.sequence + 1) >>> 0;
     this.bytesSinceKex += total + sealer.tagLength;

@@ -252,6 +252,20 @@ export class Transport {
   }
 
   /**
+   * Send a payload made of `head` and `body[offset, offset + length)` (channel data without
+   * first copying it into a message buffer). Same rules as `send`.
+   */
+  sendParts(head: Buffer, body: Buffer, offset: number, length: number): boolean {
+    if (this.phase === 'closed') return false;
+    if (this.compressor || this.kexBlocksOutgoing() || this.queue.length > 0) {
+      return this.send(Buffer.concat([head, body.subarray(offset, offset + length)]));
+    }
+    this.handler.send(this.encoder.encodeParts(head, body, offset, length));
+    this.checkRekeyLimits();
+    return true;
+  }
+
+  /**
    * Start a key re-exchange now (no-op if one is running). Before authentication it is deferred
    * until authentication succeeds: OpenSSH refuses a re-exchange during userauth.
    */
