@@ -74,14 +74,31 @@ function run(stream, command) {
     stream.end();
   });
   // 'close' comes after the exit and after stdout and stderr ended: all output was handed to the
-  // channel. Stderr may still wait for window (ssh2 does not flush it before the channel's EOF and
-  // CLOSE): end it and wait until it is sent, then the exit status, EOF and CLOSE.
+  // channel. Stderr may still wait for window, and ssh2 1.17 neither sends it before the channel's
+  // EOF and CLOSE (the output was lost) nor always resumes it: a WINDOW_ADJUST resumes the waiting
+  // stdout chunk *or* the stderr one (server.js, CHANNEL_WINDOW_ADJUST), so a stderr chunk blocked
+  // behind stdout could wait forever (a run hung). Send what stderr still holds whenever the window
+  // allows, then the exit status, EOF and CLOSE.
   child.on('close', (code, signal) => {
-    stream.stderr.end(() => {
+    const finish = () => {
       if (signal) stream.exit(signal.replace(/^SIG/, ''), false, '');
       else stream.exit(code ?? 0);
       stream.end();
-    });
+    };
+    const deadline = Date.now() + 10000;
+    const flushStderr = () => {
+      if (stream._chunkErr === undefined && stream.stderr.writableLength === 0) return finish();
+      if (Date.now() > deadline) return finish();
+      if (stream._chunkErr !== undefined && !stream._waitWindow && stream.outgoing.window > 0) {
+        const chunk = stream._chunkErr;
+        const callback = stream._chunkcbErr;
+        stream._chunkErr = undefined;
+        stream._chunkcbErr = undefined;
+        stream.stderr._write(chunk, null, callback);
+      }
+      setTimeout(flushStderr, 5);
+    };
+    flushStderr();
   });
   stream.on('close', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGHUP');
