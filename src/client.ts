@@ -195,6 +195,16 @@ function withAbort<T>(signal: AbortSignal | undefined, session: ClientSession, w
   });
 }
 
+/**
+ * `DEBUG=tssh:*` (or `tssh:client`, `tssh:server`) prints each protocol step to stderr, as
+ * `ssh -vvv` does, when no debug callback was given. Secrets are never part of these lines.
+ */
+export function debugFromEnvironment(role: 'client' | 'server'): ((line: string) => void) | undefined {
+  const patterns = (process.env.DEBUG ?? '').split(/[\s,]+/).filter(Boolean);
+  const enabled = patterns.some((p) => p === '*' || p === 'tssh:*' || p === `tssh:${role}`);
+  return enabled ? (line) => process.stderr.write(`tssh:${role} ${line}\n`) : undefined;
+}
+
 export interface ClientEvents {
   banner: [message: string];
   /** The server announced its host keys (hostkeys-00@openssh.com); proveHostKeys() checks them. */
@@ -282,7 +292,8 @@ export class SshClient extends EventEmitter<ClientEvents> {
     return this.endpoint.transport.peer?.line;
   }
 
-  private start(options: ConnectOptions): Promise<SshClient> {
+  private start(input: ConnectOptions): Promise<SshClient> {
+    const options: ConnectOptions = { ...input, debug: input.debug ?? debugFromEnvironment('client') };
     const host = options.host ?? 'localhost';
     const port = options.port ?? 22;
     return new Promise<SshClient>((resolve, reject) => {

@@ -11,7 +11,7 @@ import { AuthServer, type AuthLogEvent, type ServerAuthHooks } from './auth/serv
 import type { MethodPolicy } from './auth/policy.js';
 import type { SshPrivateKey } from './algorithms/types.js';
 import type { KexInfo } from './transport/transport.js';
-import { resolveAlgorithms, IDENTIFICATION, type AlgorithmSettings } from './client.js';
+import { resolveAlgorithms, IDENTIFICATION, debugFromEnvironment, type AlgorithmSettings } from './client.js';
 import { ChannelOpenFailure, type ChannelOpenFailureCode } from './connection/messages.js';
 import type { MuxChannel, OpenDecision } from './connection/mux.js';
 import { ServerSession } from './server-session.js';
@@ -145,7 +145,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
           openRequested: (request, channel) => this.openRequested(request.type, request.data, channel),
           globalRequest: (name, _wantReply, data) => this.globalRequest(name, data),
         }),
-        debug: options.debug ? (line) => options.debug!(line, this) : undefined,
+        debug: options.debug ? (line) => options.debug!(line, this) : debugFromEnvironment('server'),
       },
     );
     this.endpoint.on('rekey', (info: KexInfo) => this.emit('rekey', info));
