@@ -165,7 +165,7 @@ const memoryRuns = [];
 const verification = [];
 /** @type {Record<string, number>} */
 const figureSeconds = {};
-/** @type {Record<string, { clientCpuS: number, serverCpuS: number }>} */
+/** @type {Record<string, { clientCpuS: number, serverCpuS: number, seconds: number }>} */
 const fixedCost = {};
 
 try {
@@ -192,18 +192,28 @@ try {
         }
         progress(`verified the pairings (1 MiB each way): ${verification.length === 0 ? 'all exact' : `${verification.length} failed`}`);
       }
-      // The fixed CPU cost of one run (process start, key exchange, login, channel, exit), so the
-      // CPU per GiB is that of moving the bytes: the median of 3 runs that move nothing.
+      // The fixed cost of one run, measured per pairing and direction as the median of 3 runs that
+      // move nothing: CPU time (process start, key exchange, login, channel, exit) and the time
+      // from the remote command's start to the client's exit (the end of the channel and of the
+      // client; sshd, which leaves TCP_NODELAY off for sessions without a terminal, spends ~40 ms
+      // delayed-ACK waits there). Taken off each run, so that CPU per GiB and MB/s are those of
+      // moving the bytes, and 64 MiB runs (quick mode) agree with 2 GiB ones.
       for (const p of PAIRINGS) {
-        /** @type {any[]} */
-        const empty = [];
-        for (let i = 0; i < 3; i++) {
-          empty.push(await transfer(fx, { client: /** @type {any} */ (p.client), server: servers[/** @type {'sshd' | 'tsshd' | 'ssh2'} */ (p.server)], cipher: config.ciphers[0], mac: macFor(config.ciphers[0]), direction: 'down', bytes: 0, ssh2NoNative: config.ssh2NoNative, timeoutMs: 30000 }));
+        for (const direction of /** @type {const} */ (['down', 'up'])) {
+          /** @type {any[]} */
+          const empty = [];
+          for (let i = 0; i < 3; i++) {
+            empty.push(await transfer(fx, { client: /** @type {any} */ (p.client), server: servers[/** @type {'sshd' | 'tsshd' | 'ssh2'} */ (p.server)], cipher: config.ciphers[0], mac: macFor(config.ciphers[0]), direction, bytes: 0, ssh2NoNative: config.ssh2NoNative, timeoutMs: 30000 }));
+          }
+          const ok = empty.filter((r) => r.ok);
+          fixedCost[`${p.id} ${direction}`] = {
+            clientCpuS: summarize(ok.map((r) => r.clientCpuS)).median || 0,
+            serverCpuS: summarize(ok.map((r) => r.serverCpuS)).median || 0,
+            seconds: summarize(ok.map((r) => r.seconds)).median || 0,
+          };
         }
-        const ok = empty.filter((r) => r.ok);
-        fixedCost[p.id] = { clientCpuS: summarize(ok.map((r) => r.clientCpuS)).median || 0, serverCpuS: summarize(ok.map((r) => r.serverCpuS)).median || 0 };
       }
-      progress(`fixed CPU cost of a run (client + server, s): ${Object.entries(fixedCost).map(([k, v]) => `${k} ${v.clientCpuS.toFixed(3)}+${v.serverCpuS.toFixed(3)}`).join(', ')}`);
+      progress(`fixed cost of a run (client CPU + server CPU s, end latency ms): ${Object.entries(fixedCost).map(([k, v]) => `${k} ${v.clientCpuS.toFixed(3)}+${v.serverCpuS.toFixed(3)} ${(v.seconds * 1000).toFixed(0)}`).join(', ')}`);
       for (let round = 1; round <= config.rounds; round++) {
         for (const cipher of config.ciphers) {
           for (const direction of /** @type {const} */ (['down', 'up'])) {
@@ -219,16 +229,22 @@ try {
                 // At 5 MB/s even: anything slower is a stall, not a speed.
                 timeoutMs: Math.max(30000, (config.bytes / 5e6) * 1000),
               });
-              const fixed = fixedCost[p.id] ?? { clientCpuS: 0, serverCpuS: 0 };
+              const fixed = fixedCost[`${p.id} ${direction}`] ?? { clientCpuS: 0, serverCpuS: 0, seconds: 0 };
+              // The end latency is taken off only while it is a small part of the run.
+              const netSeconds = result.seconds - fixed.seconds > result.seconds / 2 ? result.seconds - fixed.seconds : result.seconds;
               throughputRuns.push({
                 round, cipher, direction, pairing: p.id, client: p.client, server: p.server, load: loadavg()[0], ...result,
+                mbps: config.bytes / netSeconds / 1e6,
+                mbpsGross: result.mbps,
+                netSeconds,
                 clientCpuNetS: result.clientCpuS - fixed.clientCpuS,
                 serverCpuNetS: result.serverCpuS - fixed.serverCpuS,
               });
+              const run = throughputRuns[throughputRuns.length - 1];
               progress(
                 `throughput r${round} ${cipherLabel(cipher).padEnd(30)} ${direction.padEnd(4)} ${p.id.padEnd(16)} ` +
                   (result.ok
-                    ? `${result.mbps.toFixed(0).padStart(5)} MB/s  client ${((result.clientCpuS - fixed.clientCpuS) / (config.bytes / 2 ** 30)).toFixed(2)} s/GiB  server ${((result.serverCpuS - fixed.serverCpuS) / (config.bytes / 2 ** 30)).toFixed(2)} s/GiB`
+                    ? `${run.mbps.toFixed(0).padStart(5)} MB/s  client ${((result.clientCpuS - fixed.clientCpuS) / (config.bytes / 2 ** 30)).toFixed(2)} s/GiB  server ${((result.serverCpuS - fixed.serverCpuS) / (config.bytes / 2 ** 30)).toFixed(2)} s/GiB`
                     : `FAILED ${result.error}`),
               );
             }
@@ -308,7 +324,7 @@ process.stdout.write(`\n${targets.length - missed.length} of ${targets.length} t
 const notes = [
   `- Command: \`${meta.command}\`, ${meta.date}, ${totalSeconds.toFixed(0)} s in all (${Object.entries(figureSeconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')}).`,
   `- Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${meta.machine.memoryGiB} GiB, Linux ${meta.machine.kernel}, load average at start ${meta.machine.loadAverageAtStart.join(' ')}; ${meta.openssh}; Node ${meta.node} (OpenSSL ${meta.openssl}); ssh2 ${meta.ssh2} with its native crypto binding ${meta.ssh2NativeBinding ? '**on**' : '**off**'}; tssh ${meta.tssh}.`,
-  `- Throughput: ${sizeLabel(config.bytes)} per run, timed from the remote command's start to the client's exit; clients are programs (ssh, \`dist/src/cli/tssh.js\`, \`bench/ssh2-client.mjs\`) writing to /dev/null or reading \`head -c\` from a pipe; CPU from /usr/bin/time (client) and /proc (server, less the remote shell and command for sshd), less the fixed cost of a run that moves nothing (start-up, key exchange, login, exit; in the JSON as fixedCost), so CPU s/GiB is the cost of moving the bytes.`,
+  `- Throughput: ${sizeLabel(config.bytes)} per run, timed from the remote command's start to the client's exit; clients are programs (ssh, \`dist/src/cli/tssh.js\`, \`bench/ssh2-client.mjs\`) writing to /dev/null or reading \`head -c\` from a pipe; CPU from /usr/bin/time (client) and /proc (server, less the remote shell and command for sshd), less the fixed cost of a run that moves nothing (start-up, key exchange, login, exit; in the JSON as fixedCost), so CPU s/GiB is the cost of moving the bytes; MB/s likewise leaves out the end latency of such a run (mbpsGross in the JSON keeps it in).`,
   '- "tssh/OpenSSH" and "tssh/ssh2" are medians of ratios taken round by round against the pairing named (the same server with the other client, or the same client with the other server; tssh → tsshd against ssh → sshd and the ssh2 client).',
   `- Set-up: in-process clients (bench/conn-client.mjs); ${config.setupCount} sequential and ${config.setupCount * 4} connections 16 at a time per run.`,
   `- Memory: ${config.idleConnections} idle authenticated connections (no channel) opened by the ssh2 client library; sshd's figure sums its per-connection processes (one per connection when the user is root: OpenSSH skips the unprivileged post-auth child for root).`,
