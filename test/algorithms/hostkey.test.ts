@@ -1,8 +1,9 @@
 import { test, describe, before } from 'node:test';
+import { skipUnlessPeers } from '../helpers/peers.js';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, createPrivateKey, generateKeyPair, randomBytes, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,7 +19,6 @@ import { Reader } from '../../src/wire/reader.js';
 import { Writer } from '../../src/wire/writer.js';
 
 const SSH_KEYGEN = '/usr/bin/ssh-keygen';
-const hasSshKeygen = existsSync(SSH_KEYGEN);
 
 const algorithms: readonly SignatureAlgorithm[] = [
   sshEd25519,
@@ -333,7 +333,7 @@ vs/u6xP6LUean/so5daa
   }
 });
 
-describe('ssh-keygen -Y interop', { skip: hasSshKeygen ? false : 'no /usr/bin/ssh-keygen' }, () => {
+describe('ssh-keygen -Y interop', { skip: skipUnlessPeers('ssh-keygen') }, () => {
   const types = [
     ['ed25519', []],
     ['ecdsa', ['-b', '256']],

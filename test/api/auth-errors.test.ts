@@ -18,7 +18,7 @@ import { connect, HostKeyError, type ConnectOptions } from '../../src/client.js'
 import { AuthenticationFailedError } from '../../src/auth/client.js';
 import { DisconnectError, SshError } from '../../src/errors.js';
 import { parseSshDebug, type OpenSshFixture, type SshdListening } from '../helpers/openssh.js';
-import { havePeers, missingPeers } from '../helpers/peers.js';
+import { haveRoot, havePeers, missingPeers } from '../helpers/peers.js';
 import {
   canMakeSystemUsers,
   createLab,
@@ -443,10 +443,7 @@ describe('tsshd limits: MaxAuthTries 2 and the default PermitRootLogin', { timeo
 
   test('under the default PermitRootLogin (prohibit-password) tsshd refuses root\'s password even when the PasswordFile has one, as sshd does', { timeout: CASE_TIMEOUT_MS }, async (t) => {
     if (!havePeers(t, ...PEERS)) return;
-    if (lab!.user !== 'root') {
-      t.skip('the tests do not run as root');
-      return;
-    }
+    if (!haveRoot(t, 'needs root: the test logs in as root')) return;
     const askpass = writeAskpass(lab!, 'root', PASSWORD);
     const r = await lab!.runSsh(['127.0.0.1', 'echo ok'], {
       port: tsshd!.port,

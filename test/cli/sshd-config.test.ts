@@ -17,7 +17,7 @@ import {
   type SshdSettings,
 } from '../../src/cli/config/sshd-config.js';
 import { ConfigError, parseSize, parseTime } from '../../src/cli/config/tokens.js';
-import { havePeers, peerPath } from '../helpers/peers.js';
+import { haveRoot, havePeers, peerPath } from '../helpers/peers.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'tssh-sshd-config-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -758,10 +758,7 @@ Match Address 10.0.0.0/8
 
   test('global settings and -o overrides agree', (t) => {
     if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
-    if (process.getuid?.() !== 0) {
-      t.skip('sshd -T needs root');
-      return;
-    }
+    if (!haveRoot(t, 'sshd -T needs root')) return;
     const dir = mkdtempSync(join(scratch, 'sshd-T-'));
     const hostKey = join(dir, 'host_ed25519');
     execFileSync(peerPath('ssh-keygen'), ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
@@ -776,10 +773,7 @@ Match Address 10.0.0.0/8
 
   test('Match blocks agree with sshd -T -C for several connections', (t) => {
     if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
-    if (process.getuid?.() !== 0) {
-      t.skip('sshd -T needs root');
-      return;
-    }
+    if (!haveRoot(t, 'sshd -T needs root')) return;
     const dir = mkdtempSync(join(scratch, 'sshd-T-C-'));
     const hostKey = join(dir, 'host_ed25519');
     execFileSync(peerPath('ssh-keygen'), ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);

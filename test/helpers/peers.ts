@@ -114,6 +114,17 @@ export function skipUnlessPeers(...names: PeerName[]): string | false {
 }
 
 /**
+ * Inside a test that needs root (sshd -T, another user's files): true as root; otherwise skips
+ * with `why`, or, under TSSH_REQUIRE_PEERS=1 (CI runs as root), throws so the test fails.
+ */
+export function haveRoot(t: TestContext, why: string): boolean {
+  if (typeof process.getuid === 'function' && process.getuid() === 0) return true;
+  if (peersRequired()) throw new Error(`${why}; TSSH_REQUIRE_PEERS=1 forbids skipping`);
+  t.skip(why);
+  return false;
+}
+
+/**
  * Inside a test: true when every named peer is present; otherwise marks the test skipped with a
  * message naming the program(s) and returns false, or, under TSSH_REQUIRE_PEERS=1, throws so the
  * test fails. Use as `if (!havePeers(t, 'ssh', 'sshd')) return;`.

@@ -1,9 +1,10 @@
 import { test, describe } from 'node:test';
+import { skipUnlessPeers } from '../helpers/peers.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createECDH, createPublicKey, createSecretKey, generateKeyPair, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,7 +20,6 @@ import { generatePrivateKey, privateKeyFromKeyObject } from '../../src/keys/priv
 import { Writer } from '../../src/wire/writer.js';
 
 const SSH_KEYGEN = '/usr/bin/ssh-keygen';
-const hasSshKeygen = existsSync(SSH_KEYGEN);
 
 /** The base64 blob of an OpenSSH `.pub` line. */
 function blobOf(line: string): Buffer {
@@ -224,7 +224,7 @@ describe('signature blobs (RFC 4253 §6.6)', () => {
   });
 });
 
-describe('ssh-keygen interop', { skip: hasSshKeygen ? false : 'no /usr/bin/ssh-keygen' }, () => {
+describe('ssh-keygen interop', { skip: skipUnlessPeers('ssh-keygen') }, () => {
   const keyTypes = [
     ['ed25519', []],
     ['ecdsa', ['-b', '256']],
