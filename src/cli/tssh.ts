@@ -9,6 +9,7 @@
 import { joinStreams } from '../forwarding/join.js';
 import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
+import { createServer as createNetServer } from 'node:net';
 import { appendFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -144,18 +145,25 @@ async function startForwards(client: SshClient, options: SshOptions, log: Client
   const bind = (forward: Forward): { host: string; port: number } | undefined =>
     'path' in forward.listen ? undefined : { host: forward.listen.host ?? (options.gatewayPorts ? '0.0.0.0' : '127.0.0.1'), port: forward.listen.port };
   for (const forward of options.localForward) {
-    const listen = bind(forward);
     const target = forward.connect;
-    if (!listen || !target || 'path' in target) {
-      log(1, 'Unix socket local forwarding is not supported yet');
-      ok = false;
-      continue;
-    }
+    if (!target) continue;
+    // Either end may be a Unix socket: a local socket path to listen on, a remote socket to reach.
+    const open = (): Promise<Duplex> =>
+      'path' in target ? client.forwardOutStreamLocal(target.path) : client.forwardOut(target.host ?? 'localhost', target.port);
+    const where = 'path' in forward.listen ? forward.listen.path : `${bind(forward)!.host}:${bind(forward)!.port}`;
+    const server = createNetServer({ allowHalfOpen: true }, (socket) => {
+      open().then((stream) => joinStreams(socket, stream), () => socket.destroy());
+    });
     try {
-      await client.forwardLocal(listen.port, target.host ?? 'localhost', target.port, listen.host);
-      log(1, `Local connections to ${listen.host}:${listen.port} forwarded to remote address ${target.host}:${target.port}`);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        if ('path' in forward.listen) server.listen(forward.listen.path, () => resolve());
+        else server.listen(bind(forward)!.port, bind(forward)!.host, () => resolve());
+      });
+      client.once('close', () => server.close());
+      log(1, `Local connections to ${where} forwarded to remote ${'path' in target ? target.path : `address ${target.host}:${target.port}`}`);
     } catch (error) {
-      process.stderr.write(`bind [${listen.host}]:${listen.port}: ${(error as Error).message}\nCould not request local forwarding.\n`);
+      process.stderr.write(`bind ${where}: ${(error as Error).message}\nCould not request local forwarding.\n`);
       ok = false;
     }
   }

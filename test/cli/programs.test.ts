@@ -257,7 +257,7 @@ describe('tssh as ssh is used', () => {
     assert.equal(viaTsshd.stdout, 'through-tsshd\n');
   });
 
-  test('tssh -N with -L, -R, -D and a Unix-socket -R carries real traffic, byte-exact, through sshd and tsshd', async (t) => {
+  test('tssh -N with -L, -R, -D and Unix-socket -R and -L carries real traffic, byte-exact, through sshd and tsshd', async (t) => {
     if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
     await startPeers();
     const config = writeConfig();
@@ -276,12 +276,14 @@ describe('tssh as ssh is used', () => {
     for (const host of ['sshd-main', 'tsshd-box']) {
       const [l, r, d] = [await freePort(), await freePort(), await freePort()];
       const remoteSocket = lab.path(`remote-${host}.sock`);
+      const localSocket = lab.path(`local-${host}.sock`);
       const child = spawn(node, [
         TSSH, '-F', config, '-N',
         '-L', `${l}:127.0.0.1:${echoPort}`,
         '-R', `${r}:127.0.0.1:${echoPort}`,
         '-D', String(d),
         '-R', `${remoteSocket}:${unixTarget}`,
+        '-L', `${localSocket}:${unixTarget}`,
         host,
       ], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
@@ -293,6 +295,8 @@ describe('tssh as ssh is used', () => {
         assert.ok(viaR.equals(payload), `${host} -R: ${stderr}`);
         const viaUnix = await retryExchange({ path: remoteSocket }, payload);
         assert.ok(viaUnix.equals(payload), `${host} -R unix: ${stderr}`);
+        const viaLocalUnix = await retryExchange({ path: localSocket }, payload);
+        assert.ok(viaLocalUnix.equals(payload), `${host} -L unix: ${stderr}`);
         const viaSocks = await retryExchange({ port: d, socksTo: echoPort }, payload);
         assert.ok(viaSocks.equals(payload), `${host} -D: ${stderr}`);
       } finally {
