@@ -171,14 +171,24 @@ export interface ExecOptions {
 
 /** Race `work` against `signal`: an abort closes the session's channel and rejects. */
 function withAbort<T>(signal: AbortSignal | undefined, session: ClientSession, work: Promise<T>): Promise<T> {
+  return abortable(signal, work, () => session.close());
+}
+
+/**
+ * Race `work` against `signal`: an abort rejects with the signal's reason and runs `cleanup`, now
+ * and again if the work still completes later (a channel confirmed after the abort is closed).
+ */
+function abortable<T>(signal: AbortSignal | undefined, work: Promise<T>, cleanup: () => void): Promise<T> {
   if (!signal) return work;
   if (signal.aborted) {
-    session.close();
+    cleanup();
+    void work.then(cleanup, () => {});
     return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
   }
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => {
-      session.close();
+      cleanup();
+      void work.then(cleanup, () => {});
       reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     };
     signal.addEventListener('abort', onAbort, { once: true });
@@ -587,10 +597,17 @@ export class SshClient extends EventEmitter<ClientEvents> {
   }
 
   /** Ask the server to connect to host:port for us (direct-tcpip, ssh -L). */
-  async forwardOut(host: string, port: number, originHost = '127.0.0.1', originPort = 0): Promise<ChannelStream> {
+  async forwardOut(
+    host: string,
+    port: number,
+    originHost = '127.0.0.1',
+    originPort = 0,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<ChannelStream> {
     const data = new Writer(64).string(host).uint32(port).string(originHost).uint32(originPort).finish();
     let stream!: ChannelStream;
-    await this.mux.open('direct-tcpip', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
+    const opening = this.mux.open('direct-tcpip', data, (channel) => (stream = new ChannelStream(channel, false, { closeWhenDone: true })).events);
+    await abortable(options.signal, opening, () => stream?.close());
     return stream;
   }
 

@@ -96,6 +96,8 @@ describe('our client and our server over TCP', () => {
     await assert.rejects(running, /took too long/);
     assert.equal((await client.exec('echo still usable')).stdout.toString(), 'still usable\n');
     assert.equal(sleepClosed, true);
+    // forwardOut takes a signal too: an abort rejects at once with its reason.
+    await assert.rejects(client.forwardOut('127.0.0.1', 9, '127.0.0.1', 0, { signal: AbortSignal.abort(new Error('cancelled')) }), /cancelled/);
     await client.end();
   });
 
