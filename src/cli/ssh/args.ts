@@ -116,7 +116,7 @@ function applyFlag(args: SshArgs, flag: string, value: string): void {
     case 'F': args.configFile = value; return;
     case 'o': args.overrides.push(value.replace(/^([A-Za-z0-9]+)\s*=\s*/, '$1 ')); return;
     case 'v': args.verbose++; return;
-    case 'q': args.quiet = true; return;
+    case 'q': args.quiet = true; return override('LogLevel', 'QUIET');
     case 'N': args.noCommand = true; return;
     case 'T': args.tty = -1; return;
     case 't': args.tty = args.tty === 1 ? 2 : 1; return;

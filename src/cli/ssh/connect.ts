@@ -150,7 +150,10 @@ async function authenticate(options: SshOptions, sock: Duplex, log: ClientLog): 
       globalFiles: options.globalKnownHostsFile.map((f) => expandClientPath(f, options)),
       policy: POLICY[options.strictHostKeyChecking],
       hash: options.hashKnownHosts,
-      onWarning: (message) => process.stderr.write(`Warning: ${message}\n`),
+      // As ssh: warnings are INFO-level messages, silent at LogLevel QUIET, FATAL or ERROR (and -q).
+      onWarning: (message) => {
+        if (!['QUIET', 'FATAL', 'ERROR'].includes(options.logLevel.toUpperCase())) process.stderr.write(`Warning: ${message}\n`);
+      },
     },
     algorithms: {
       kex: options.kexAlgorithms,
