@@ -58,25 +58,28 @@ export const ChannelRequest = new MessageCodec(MSG.CHANNEL_REQUEST, 'CHANNEL_REQ
 export const ChannelSuccess = new MessageCodec(MSG.CHANNEL_SUCCESS, 'CHANNEL_SUCCESS', [['recipientChannel', 'uint32']] as const);
 export const ChannelFailure = new MessageCodec(MSG.CHANNEL_FAILURE, 'CHANNEL_FAILURE', [['recipientChannel', 'uint32']] as const);
 
-/** SSH_MSG_CHANNEL_DATA: byte 94, uint32 recipient, string data — built in one allocation. */
-export function encodeChannelData(recipient: number, data: Buffer, offset: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(9 + length);
-  out[0] = MSG.CHANNEL_DATA;
-  out.writeUInt32BE(recipient, 1);
-  out.writeUInt32BE(length, 5);
-  data.copy(out, 9, offset, offset + length);
-  return out;
+/**
+ * The header of SSH_MSG_CHANNEL_DATA (byte 94, uint32 recipient, uint32 length) or, for a
+ * non-zero `dataType`, SSH_MSG_CHANNEL_EXTENDED_DATA (byte 95, uint32 recipient, uint32 type,
+ * uint32 length): the data itself follows it in the packet without being copied here.
+ */
+export function encodeChannelDataHeader(recipient: number, dataType: number, length: number): Buffer {
+  const head = Buffer.allocUnsafe(dataType === 0 ? 9 : 13);
+  head[0] = dataType === 0 ? MSG.CHANNEL_DATA : MSG.CHANNEL_EXTENDED_DATA;
+  head.writeUInt32BE(recipient, 1);
+  if (dataType !== 0) head.writeUInt32BE(dataType, 5);
+  head.writeUInt32BE(length, head.length - 4);
+  return head;
 }
 
-/** SSH_MSG_CHANNEL_EXTENDED_DATA: byte 95, uint32 recipient, uint32 type (1 = stderr), string data. */
+/** A whole SSH_MSG_CHANNEL_DATA message (tests and callers without a zero-copy path). */
+export function encodeChannelData(recipient: number, data: Buffer, offset: number, length: number): Buffer {
+  return Buffer.concat([encodeChannelDataHeader(recipient, 0, length), data.subarray(offset, offset + length)]);
+}
+
+/** A whole SSH_MSG_CHANNEL_EXTENDED_DATA message (type 1 is stderr). */
 export function encodeChannelExtendedData(recipient: number, dataType: number, data: Buffer, offset: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(13 + length);
-  out[0] = MSG.CHANNEL_EXTENDED_DATA;
-  out.writeUInt32BE(recipient, 1);
-  out.writeUInt32BE(dataType, 5);
-  out.writeUInt32BE(length, 9);
-  data.copy(out, 13, offset, offset + length);
-  return out;
+  return Buffer.concat([encodeChannelDataHeader(recipient, dataType, length), data.subarray(offset, offset + length)]);
 }
 
 /** Decode CHANNEL_DATA or CHANNEL_EXTENDED_DATA; the data is a view into the payload. */

@@ -22,8 +22,7 @@ import {
   RequestFailure,
   RequestSuccess,
   decodeChannelData,
-  encodeChannelData,
-  encodeChannelExtendedData,
+  encodeChannelDataHeader,
   type ChannelOpenFailureCode,
 } from './messages.js';
 
@@ -243,24 +242,9 @@ export class ChannelMux {
   /** CHANNEL_DATA / CHANNEL_EXTENDED_DATA for `length` bytes of `data` from `offset`. */
   sendData(recipient: number, extendedType: number, data: Buffer, offset: number, length: number): void {
     if (this.closed) return;
-    if (!this.handler.sendParts) {
-      this.handler.send(
-        extendedType === 0
-          ? encodeChannelData(recipient, data, offset, length)
-          : encodeChannelExtendedData(recipient, extendedType, data, offset, length),
-      );
-      return;
-    }
-    // The header alone (type, recipient, [data type], length); the data follows it in the packet.
-    const head = Buffer.allocUnsafe(extendedType === 0 ? 9 : 13);
-    head[0] = extendedType === 0 ? MSG.CHANNEL_DATA : MSG.CHANNEL_EXTENDED_DATA;
-    head.writeUInt32BE(recipient, 1);
-    if (extendedType === 0) head.writeUInt32BE(length, 5);
-    else {
-      head.writeUInt32BE(extendedType, 5);
-      head.writeUInt32BE(length, 9);
-    }
-    this.handler.sendParts(head, data, offset, length);
+    const head = encodeChannelDataHeader(recipient, extendedType, length);
+    if (this.handler.sendParts) this.handler.sendParts(head, data, offset, length);
+    else this.handler.send(Buffer.concat([head, data.subarray(offset, offset + length)]));
   }
 
   /**
