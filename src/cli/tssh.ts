@@ -17,8 +17,8 @@ import { parseSshArgs, SshUsageError, SSH_USAGE, type SshArgs } from './ssh/args
 import { connectWithOptions, type ClientLog } from './ssh/connect.js';
 import { attachSession } from './ssh/interactive.js';
 import { localTerminalModes } from './ssh/terminal-modes.js';
-import { loadSshConfig, resolveHost, formatSshConfig, type SshConfig, type SshOptions, type Forward } from './config/ssh-config.js';
-import { ConfigError } from './config/tokens.js';
+import { loadSshConfig, resolveHost, formatSshConfig, type SshConfig, type SshOptions, type Forward } from '../config/ssh-config.js';
+import { ConfigError } from '../config/tokens.js';
 import { VERSION, type SshClient } from '../client.js';
 import { matchPattern } from '../keys/patterns.js';
 

@@ -11,8 +11,8 @@ import type { ServerAuthHooks } from '../../auth/server.js';
 import type { SshPublicKey } from '../../algorithms/types.js';
 import { loadAuthorizedKeysFile, findAuthorizedKey, type KeyOptions } from '../../keys/authorized-keys.js';
 import { matchPattern } from '../../keys/patterns.js';
-import type { SshdSettings } from '../config/sshd-config.js';
-import { expandAuthorizedKeysFile } from '../config/sshd-config.js';
+import type { SshdSettings } from '../../config/sshd-config.js';
+import { expandAuthorizedKeysFile } from '../../config/sshd-config.js';
 import { lookupUser, userGroups, type SystemUser } from './users.js';
 import { dummyPasswordHash, readPasswordFile, verifyPassword } from './password-file.js';
 

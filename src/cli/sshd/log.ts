@@ -2,7 +2,7 @@
  * tsshd's log, in sshd's words and levels (QUIET, FATAL, ERROR, INFO, VERBOSE, DEBUG1-3): lines
  * go to stderr with -e or -d, else to stderr as well (a service manager collects them).
  */
-import type { LogLevel } from '../config/tokens.js';
+import type { LogLevel } from '../../config/tokens.js';
 
 const ORDER: readonly string[] = ['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG1', 'DEBUG2', 'DEBUG3'];
 

@@ -29,8 +29,8 @@ import {
   macAlgorithms,
   signatureAlgorithms,
   type AlgorithmFamily,
-} from '../../algorithms/registry.js';
-import { asciiLowercase, matchCidrList, matchHostname, matchPattern, matchPatternList } from '../../keys/patterns.js';
+} from '../algorithms/registry.js';
+import { asciiLowercase, matchCidrList, matchHostname, matchPattern, matchPatternList } from '../keys/patterns.js';
 import {
   ConfigError,
   MAX_INCLUDE_DEPTH,

@@ -18,8 +18,8 @@ import {
   resolveHost,
   type ResolveHostOptions,
   type SshOptions,
-} from '../../src/cli/config/ssh-config.js';
-import { ConfigError } from '../../src/cli/config/tokens.js';
+} from '../../src/config/ssh-config.js';
+import { ConfigError } from '../../src/config/tokens.js';
 import { havePeers, peerPath } from '../helpers/peers.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'tssh-ssh-config-'));

@@ -15,8 +15,8 @@ import {
   parseSshdConfig,
   resolveForConnection,
   type SshdSettings,
-} from '../../src/cli/config/sshd-config.js';
-import { ConfigError, parseSize, parseTime } from '../../src/cli/config/tokens.js';
+} from '../../src/config/sshd-config.js';
+import { ConfigError, parseSize, parseTime } from '../../src/config/tokens.js';
 import { haveRoot, havePeers, peerPath } from '../helpers/peers.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'tssh-sshd-config-'));

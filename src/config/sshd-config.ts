@@ -25,8 +25,8 @@ import {
   macAlgorithms,
   signatureAlgorithms,
   type AlgorithmFamily,
-} from '../../algorithms/registry.js';
-import { matchAddressList, matchHostname, matchPatternList, parseIpNetwork } from '../../keys/patterns.js';
+} from '../algorithms/registry.js';
+import { matchAddressList, matchHostname, matchPatternList, parseIpNetwork } from '../keys/patterns.js';
 import {
   ConfigError,
   MAX_INCLUDE_DEPTH,
