@@ -102,6 +102,8 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
       },
       {
         authMessage: (payload) => {
+          // RFC 4252 §5.1: requests after USERAUTH_SUCCESS are ignored (the AuthServer is gone by then).
+          if (this.user !== undefined) return;
           if (!this.auth) {
             this.endpoint.disconnect(DisconnectReason.PROTOCOL_ERROR, 'userauth request before the ssh-userauth service was requested');
             return;
@@ -127,6 +129,8 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
                 transport.setAuthenticated();
                 clearTimeout(this.graceTimer);
                 this.user = user;
+                // Nothing of the exchange is needed any more: let it (and the keys it parsed) go.
+                this.auth = undefined;
                 this.endpoint.startConnection();
                 this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
                 this.announceHostKeys();

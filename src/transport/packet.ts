@@ -28,8 +28,14 @@ class PaddingPool {
 
 const paddingPool = new PaddingPool();
 
+/**
+ * Where every encoder builds its plaintext packet. One per process, not one per connection: a
+ * sealer returns chunks that never alias the packet (PacketSealer.seal), so the buffer is free
+ * again as soon as encodeParts returns, and an idle connection holds no 64 KiB of its own.
+ */
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
 export class PacketEncoder {
-  private scratch: Buffer = Buffer.allocUnsafe(64 * 1024);
   /** uint32 sequence number of the next packet (wraps at 2^32, RFC 4253 §6.4). */
   sequence = 0;
   /** Bytes and packets sent since the last key change, for the rekey limits. */
@@ -64,8 +70,8 @@ export class PacketEncoder {
     if (padding < 4) padding += block;
     const packetLength = 1 + payloadLength + padding;
     const total = 4 + packetLength;
-    if (this.scratch.length < total) this.scratch = Buffer.allocUnsafe(Math.max(total, this.scratch.length * 2));
-    const packet = this.scratch.subarray(0, total);
+    if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, scratch.length * 2));
+    const packet = scratch.subarray(0, total);
     packet.writeUInt32BE(packetLength, 0);
     packet[4] = padding;
     head.copy(packet, 5);

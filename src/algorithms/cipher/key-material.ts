@@ -7,6 +7,10 @@ export function takeKeyMaterial(algorithm: string, what: 'key' | 'IV', material:
   if (material.length < length) {
     throw new RangeError(`${algorithm} needs a ${length}-byte ${what}, got ${material.length} bytes`);
   }
-  // A private copy: the caller may wipe or reuse its key buffer after the cipher is set up.
-  return Buffer.from(material.subarray(0, length));
+  // A private copy: the caller may wipe or reuse its key buffer after the cipher is set up. Its
+  // own allocation, not a slice of Node's shared 8 KiB pool: this lives as long as the connection,
+  // and a pooled slice would keep a whole pool slab alive with it.
+  const copy = Buffer.allocUnsafeSlow(length);
+  material.copy(copy, 0, 0, length);
+  return copy;
 }
