@@ -87,6 +87,18 @@ async function waitListening(port, child, log) {
  * @property {Promise<void>} exited
  */
 
+/**
+ * The Node flags a program's `#!/usr/bin/env -S node FLAGS` line asks for, so that the harness
+ * runs tsshd exactly as it runs when started as a program.
+ * @param {string} script
+ * @returns {string[]}
+ */
+export function programNodeFlags(script) {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\S*env -S node((?: --?[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  return match ? match[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
 export class Fixture {
   constructor() {
     this.dir = mkdtempSync(join(tmpdir(), 'tssh-bench-'));
@@ -152,7 +164,7 @@ export class Fixture {
       const config = join(this.dir, `tsshd_config.${port}`);
       // MaxStartups and UsePAM as in sshd's; PidFile none: tsshd keeps no PID file either.
       writeFileSync(config, this.serverConfig(port));
-      argv = [process.execPath, ...(options.nodeFlags ?? []), TSSHD, '-D', '-e', '-f', config];
+      argv = [process.execPath, ...programNodeFlags(TSSHD), ...(options.nodeFlags ?? []), TSSHD, '-D', '-e', '-f', config];
     } else {
       argv = [
         process.execPath,

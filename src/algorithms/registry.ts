@@ -117,7 +117,13 @@ export function applyAlgorithmSetting<T extends { readonly name: string }>(
   const text = typeof setting === 'string' ? setting.trim() : setting.join(',');
   const op = text[0];
   const body = op === '+' || op === '-' || op === '^' ? text.slice(1) : text;
-  const names = body.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  // Each name as the registry spells it (the algorithm's own string), not a slice of `setting`:
+  // the lists live as long as each connection that uses them.
+  const names = body
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((s) => fam.all.get(s)?.name ?? s);
   if (op === '-') {
     const patterns = names.map(globToRegExp);
     return fam.defaults.filter((name) => !patterns.some((re) => re.test(name)));

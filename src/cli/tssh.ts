@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 /**
  * tssh: the SSH client program, with ssh's command line and ~/.ssh/config.
  *

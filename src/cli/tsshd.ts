@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 /**
  * tsshd: the SSH server program, with sshd's command line and sshd_config.
  *

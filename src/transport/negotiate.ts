@@ -31,10 +31,25 @@ export interface NegotiatedAlgorithms {
   readonly compressionServerToClient: string;
 }
 
+/**
+ * The negotiated names are kept for the life of a connection; a name decoded from the peer's
+ * KEXINIT is a slice that would keep the peer's whole name-list alive with it. One flat copy per
+ * distinct name, for the process (only names on our own lists can be chosen, so this stays small).
+ */
+const interned = new Map<string, string>();
+function intern(name: string): string {
+  let flat = interned.get(name);
+  if (flat === undefined) {
+    flat = Buffer.from(name, 'latin1').toString('latin1');
+    interned.set(flat, flat);
+  }
+  return flat;
+}
+
 function choose(category: string, client: readonly string[], server: readonly string[]): string {
   const serverSet = new Set(server);
   for (const name of client) {
-    if (serverSet.has(name) && !PSEUDO_ALGORITHMS.has(name)) return name;
+    if (serverSet.has(name) && !PSEUDO_ALGORITHMS.has(name)) return intern(name);
   }
   throw new NegotiationError(
     category,
