@@ -89,12 +89,16 @@ export class PacketEncoder {
  * Reassembles packets from arbitrary chunks. Lengths are checked before anything of that size
  * is allocated; a whole packet inside one received chunk is opened in place without a copy.
  */
+const EMPTY = Buffer.alloc(0);
+
 export class PacketDecoder {
   /** Received bytes not yet consumed: a list of chunks (never concatenated wholesale). */
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** Length of the packet being received (4 + packet_length + tag), once its header is read. */
   private pendingTotal = -1;
+  /** Where a packet received in pieces is assembled (grown on demand, reused). */
+  private assembly: Buffer = EMPTY;
   sequence = 0;
   bytesSinceKex = 0;
   packetsSinceKex = 0;
@@ -134,7 +138,10 @@ export class PacketDecoder {
     if (this.buffered < this.pendingTotal) return undefined;
     const packet = this.take(this.pendingTotal);
     this.pendingTotal = -1;
-    const plain = opener.open(this.sequence, packet);
+    let plain = opener.open(this.sequence, packet);
+    // Most openers decrypt into fresh memory; one that works in place (none, MAC-then-encrypt)
+    // returns a view of the packet, which must not stay a view of the reused assembly buffer.
+    if (plain.buffer === this.assembly.buffer) plain = Buffer.from(plain);
     this.sequence = (this.sequence + 1) >>> 0;
     this.bytesSinceKex += packet.length;
     this.packetsSinceKex++;
@@ -176,7 +183,10 @@ export class PacketDecoder {
       else this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    // A packet that spans chunks is put together in one buffer kept for the purpose: it is
+    // needed only while the opener runs, so one allocation serves every such packet.
+    if (this.assembly.length < n) this.assembly = Buffer.allocUnsafeSlow(Math.max(n, Math.min(2 * this.assembly.length, MAX_PACKET_LENGTH + 1024)));
+    const out = this.assembly.subarray(0, n);
     let filled = 0;
     while (filled < n) {
       const chunk = this.chunks[0]!;
