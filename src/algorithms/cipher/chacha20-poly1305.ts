@@ -17,7 +17,7 @@
  * exposes no raw Poly1305, so @noble/ciphers provides it.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { poly1305 } from './poly1305.js';
+import { poly1305Parts } from './poly1305.js';
 import { MacError, ProtocolError } from '../../errors.js';
 import type { CipherAlgorithm, PacketOpener, PacketSealer } from '../types.js';
 import { takeKeyMaterial } from './key-material.js';
@@ -64,12 +64,10 @@ class ChachaSealer implements PacketSealer {
     const iv = this.keys.ivFor(sequence);
     const payloadCipher = createCipheriv('chacha20', this.keys.payloadKey, iv);
     const polyKey = payloadCipher.update(ZERO_BLOCK).subarray(0, POLY1305_KEY_LENGTH);
-    // The wire bytes, encrypted length then payload, in one buffer: the tag covers exactly them.
-    const wire = Buffer.allocUnsafe(packet.length);
-    createCipheriv('chacha20', this.keys.lengthKey, iv).update(packet.subarray(0, 4)).copy(wire, 0);
-    payloadCipher.update(packet.subarray(4)).copy(wire, 4); // continues at block counter 1
-    const tag = poly1305(wire, polyKey);
-    return [wire, Buffer.from(tag.buffer, tag.byteOffset, tag.byteLength)];
+    const length = createCipheriv('chacha20', this.keys.lengthKey, iv).update(packet.subarray(0, 4));
+    const payload = payloadCipher.update(packet.subarray(4)); // continues at block counter 1
+    // The tag covers the wire bytes, encrypted length then payload, which go out as they are.
+    return [length, payload, poly1305Parts([length, payload], polyKey)];
   }
 }
 
@@ -94,7 +92,7 @@ class ChachaOpener implements PacketOpener {
     const payloadDecipher = createDecipheriv('chacha20', this.keys.payloadKey, iv);
     const polyKey = payloadDecipher.update(ZERO_BLOCK).subarray(0, POLY1305_KEY_LENGTH);
     // §7: "the MAC MUST be checked before decryption", over the still-encrypted length and payload.
-    const expected = poly1305(packet.subarray(0, end), polyKey);
+    const expected = poly1305Parts([packet.subarray(0, end)], polyKey);
     if (!timingSafeEqual(expected, packet.subarray(end))) throw new MacError();
     return payloadDecipher.update(packet.subarray(4, end)); // continues at block counter 1
   }

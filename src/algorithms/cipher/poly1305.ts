@@ -3,15 +3,35 @@
  * a pure-JavaScript one caps the cipher near 0.1-0.2 GB/s (NODE-CRYPTO.md); libsodium's audited
  * WebAssembly build runs it 8x faster here, so it is used when it loads, with @noble/ciphers as
  * the fallback (identical results; the tests compare both).
+ *
+ * The message is given in parts (the encrypted length and the encrypted payload of a packet, which
+ * the sealer keeps as separate wire chunks): they are copied once, back to back, into a scratch
+ * area of the WebAssembly memory that is allocated once, and the one-shot function runs there. The
+ * libsodium wrappers' own crypto_onetimeauth would allocate and free WebAssembly memory and copy
+ * the result on every call.
  */
 import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
 
-type OneTimeAuth = (message: Uint8Array, key: Uint8Array) => Uint8Array;
+/** The 16-byte tag of the concatenation of `parts` under the one-time 32-byte `key`. */
+type OneTimeAuth = (parts: readonly Uint8Array[], key: Uint8Array) => Buffer;
+
+/** The emscripten module inside libsodium-wrappers-sumo (`sodium.libsodium`): only what we call. */
+interface SodiumModule {
+  readonly HEAPU8: Uint8Array;
+  _malloc(size: number): number;
+  /** crypto_onetimeauth(out, in, inlen as two 32-bit halves, key): 0 on success. */
+  _crypto_onetimeauth(out: number, input: number, lengthLow: number, lengthHigh: number, key: number): number;
+}
 
 interface Sodium {
   readonly ready: Promise<void>;
-  crypto_onetimeauth(message: Uint8Array, key: Uint8Array): Uint8Array;
+  readonly libsodium: SodiumModule;
 }
+
+const TAG_LENGTH = 16;
+const KEY_LENGTH = 32;
+/** The largest message: a whole packet of the maximum length we accept, tag excluded. */
+const MAX_MESSAGE = 256 * 1024 + 64;
 
 async function loadSodium(): Promise<OneTimeAuth | undefined> {
   if (process.env.TSSH_POLY1305 === 'js') return undefined;
@@ -21,10 +41,36 @@ async function loadSodium(): Promise<OneTimeAuth | undefined> {
     const module = (await import(specifier)) as { default?: Sodium } & Partial<Sodium>;
     const sodium = (module.default ?? module) as Sodium;
     await sodium.ready;
-    return (message, key) => sodium.crypto_onetimeauth(message, key);
+    const wasm = sodium.libsodium;
+    if (typeof wasm?._malloc !== 'function' || typeof wasm._crypto_onetimeauth !== 'function') return undefined;
+    // One area for the whole process: key, tag, then the message (calls never overlap).
+    const base = wasm._malloc(KEY_LENGTH + TAG_LENGTH + MAX_MESSAGE);
+    if (!base) return undefined;
+    const keyAt = base;
+    const tagAt = base + KEY_LENGTH;
+    const messageAt = tagAt + TAG_LENGTH;
+    return (parts, key) => {
+      // HEAPU8 is replaced when the WebAssembly memory grows: read it at every call.
+      const heap = wasm.HEAPU8;
+      heap.set(key.subarray(0, KEY_LENGTH), keyAt);
+      let length = 0;
+      for (const part of parts) {
+        if (length + part.length > MAX_MESSAGE) return nobleParts(parts, key);
+        heap.set(part, messageAt + length);
+        length += part.length;
+      }
+      wasm._crypto_onetimeauth(tagAt, messageAt, length, 0, keyAt);
+      return Buffer.from(heap.subarray(tagAt, tagAt + TAG_LENGTH));
+    };
   } catch {
     return undefined;
   }
+}
+
+function nobleParts(parts: readonly Uint8Array[], key: Uint8Array): Buffer {
+  const message = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  const tag = noblePoly1305(message, key);
+  return Buffer.from(tag.buffer, tag.byteOffset, tag.byteLength);
 }
 
 const sodiumAuth = await loadSodium();
@@ -32,8 +78,15 @@ const sodiumAuth = await loadSodium();
 /** Which implementation is in use ('wasm' or 'js'), for logs and benchmarks. */
 export const poly1305Implementation: 'wasm' | 'js' = sodiumAuth ? 'wasm' : 'js';
 
+/** The 16-byte Poly1305 tag of the concatenated `parts` under the one-time `key` (32 bytes). */
+export const poly1305Parts: OneTimeAuth = sodiumAuth ?? nobleParts;
+
 /** The 16-byte Poly1305 tag of `message` under the one-time `key` (32 bytes). */
-export const poly1305: OneTimeAuth = sodiumAuth ?? ((message, key) => noblePoly1305(message, key));
+export function poly1305(message: Uint8Array, key: Uint8Array): Buffer {
+  return poly1305Parts([message], key);
+}
 
 /** The pure-JavaScript implementation, for comparison in tests. */
-export const poly1305Js: OneTimeAuth = (message, key) => noblePoly1305(message, key);
+export function poly1305Js(message: Uint8Array, key: Uint8Array): Buffer {
+  return nobleParts([message], key);
+}
