@@ -99,7 +99,9 @@ export function planFromSshConfig(options: SshConfigConnectOptions): ConnectionP
 export function planFromSshOptions(destination: SshOptions, options: ResolvedConnectOptions): ConnectionPlan {
   const { jumpConfigs = [], sock, ...explicit } = options;
   const shared = sharedOptions(explicit);
-  const hops = (destination.proxyJump ?? []).map((hop) => plan(resolveJumpHost(jumpConfigs, hop), shared));
+  // A stream given to connect() is the way in: no hop is needed then.
+  const jumps = sock === undefined ? (destination.proxyJump ?? []) : [];
+  const hops = jumps.map((hop) => plan(resolveJumpHost(jumpConfigs, hop), shared));
   return { hops, target: plan(destination, explicit), sock, debug: explicit.debug };
 }
 

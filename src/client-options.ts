@@ -114,7 +114,11 @@ export interface CommonConnectOptions {
   /** known_hosts checking (default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, policy strict). */
   readonly knownHosts?: KnownHostsOptions;
   readonly algorithms?: AlgorithmSettings;
-  /** Milliseconds to wait for the connection to be ready (default 20 s). */
+  /**
+   * Milliseconds to wait for the connection to be ready (default 20 s). Time spent in the callbacks
+   * that may wait for a person (password, passphrase, keyboardInteractive, changePassword,
+   * knownHosts.ask) does not count: the wait starts again after each answer.
+   */
   readonly readyTimeout?: number;
   /** ServerAliveInterval in ms (0 = off) and ServerAliveCountMax (default 3). */
   readonly keepaliveInterval?: number;

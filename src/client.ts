@@ -33,7 +33,7 @@ import type {
   ResolvedConnectOptions,
   SshConfigConnectOptions,
 } from './client-options.js';
-import { planFromSshConfig, planFromSshOptions, type ConnectionPlan, type PlannedOptions } from './client-config.js';
+import { planFromSshConfig, planFromSshOptions, type ConnectionPlan } from './client-config.js';
 import { recordAnnouncedHostKeys } from './host-key-updates.js';
 import { knownHostsName } from './keys/known-hosts.js';
 import type { SshOptions } from './config/ssh-config.js';
@@ -241,12 +241,40 @@ export class SshClient extends EventEmitter<ClientEvents> {
     if (!readsSshConfig(options)) return new SshClient().start(options);
     return Promise.resolve()
       .then(() => planFromSshConfig(options))
-      .then((plan) => connectPlanned(plan));
+      .then((plan) => SshClient.connectPlanned(plan));
   }
 
-  /** One connection over one stream (no ssh_config): what every other way of connecting comes down to. */
-  static connectDirect(options: StartOptions): Promise<SshClient> {
-    return new SshClient().start(options);
+  /** Connect with options resolved from ssh_config beforehand: the same as connectWithSshOptions(). */
+  static connectWithSshOptions(destination: SshOptions, options: ResolvedConnectOptions = {}): Promise<SshClient> {
+    return Promise.resolve()
+      .then(() => planFromSshOptions(destination, options))
+      .then((plan) => SshClient.connectPlanned(plan));
+  }
+
+  /** Carry out a plan: each ProxyJump hop through the one before, then the destination through the last. */
+  private static async connectPlanned(plan: ConnectionPlan): Promise<SshClient> {
+    const hops: SshClient[] = [];
+    const endHops = (): void => {
+      for (const hop of [...hops].reverse()) void hop.end();
+    };
+    try {
+      let previous: SshClient | undefined;
+      for (const hop of plan.hops) {
+        plan.debug?.(`Connecting to jump host ${hop.hostName} port ${hop.port}.`);
+        const sock = previous ? await previous.forwardOut(hop.hostName, hop.port) : await hop.open();
+        previous = await new SshClient().start({ ...hop.options, sock });
+        hops.push(previous);
+      }
+      const { target } = plan;
+      const sock = plan.sock ?? (previous ? await previous.forwardOut(target.hostName, target.port) : await target.open());
+      const client = await new SshClient().start({ ...target.options, sock });
+      plan.debug?.(`Authenticated to ${target.hostName} ([${target.hostName}]:${target.port}).`);
+      client.once('close', endHops);
+      return client;
+    } catch (error) {
+      endHops();
+      throw error;
+    }
   }
 
   get sessionId(): Buffer | undefined {
@@ -281,10 +309,26 @@ export class SshClient extends EventEmitter<ClientEvents> {
           reject(error);
         } else resolve(this);
       };
-      const timer = setTimeout(
-        () => finish(new TimeoutError(`timed out after ${options.readyTimeout ?? 20000} ms connecting to ${host}:${port}`)),
-        options.readyTimeout ?? 20000,
-      );
+      const readyTimeout = options.readyTimeout ?? 20000;
+      let timer: NodeJS.Timeout | undefined;
+      const arm = (): void => {
+        timer = setTimeout(() => finish(new TimeoutError(`timed out after ${readyTimeout} ms connecting to ${host}:${port}`)), readyTimeout);
+      };
+      arm();
+      // The clock stops while a callback waits for a person (a password, a host key question) and
+      // starts again, from zero, once it has answered: readyTimeout is for the network.
+      let asking = 0;
+      const untimed = <A extends unknown[], R>(callback: (...args: A) => R | Promise<R>): ((...args: A) => Promise<R>) => {
+        return async (...args: A): Promise<R> => {
+          asking++;
+          clearTimeout(timer);
+          try {
+            return await callback(...args);
+          } finally {
+            if (--asking === 0 && !settled) arm();
+          }
+        };
+      };
       const onAbort = (): void => finish(options.signal!.reason instanceof Error ? options.signal!.reason : new Error('aborted'));
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -300,14 +344,17 @@ export class SshClient extends EventEmitter<ClientEvents> {
       const verifyHostKey = options.verifyHostKey;
       // The server's address, for a StrictHostKeyChecking=ask question; unknown through a proxy.
       const address = (): string | undefined => (stream instanceof Socket ? stream.remoteAddress : undefined);
-      const knownHosts = knownHostsVerifier(options.knownHosts, host, port, address);
+      const givenKnownHosts = options.knownHosts;
+      const ask = givenKnownHosts?.ask;
+      const knownHosts = knownHostsVerifier(givenKnownHosts && { ...givenKnownHosts, ask: ask && untimed(ask) }, host, port, address);
       const identities = async (): Promise<ClientIdentity[]> => [
         ...(await agentIdentities(options.agent, options.debug)),
         ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
-        ...(await keyFileIdentities(options.privateKeyFiles ?? [], options.passphrase, options.debug)),
+        ...(await keyFileIdentities(options.privateKeyFiles ?? [], typeof passphrase === 'function' ? untimed(passphrase) : passphrase, options.debug)),
         ...(options.identities ?? []),
       ];
       const password = options.password;
+      const passphrase = options.passphrase;
       this.endpoint = new Endpoint(
         stream,
         {
@@ -338,9 +385,9 @@ export class SshClient extends EventEmitter<ClientEvents> {
                 password:
                   typeof password === 'string'
                     ? (attempt) => (attempt === 1 ? password : undefined)
-                    : password && ((attempt) => password(attempt, { username: options.username, host, port })),
-                keyboardInteractive: options.keyboardInteractive,
-                changePassword: options.changePassword,
+                    : password && untimed((attempt: number) => password(attempt, { username: options.username, host, port })),
+                keyboardInteractive: options.keyboardInteractive && untimed(options.keyboardInteractive),
+                changePassword: options.changePassword && untimed(options.changePassword),
                 serverSigAlgs: sigAlgs,
                 acceptedAlgorithms: options.publicKeyAlgorithms,
                 hostboundKey: hostbound ? transport.serverHostKey?.blob : undefined,
@@ -677,39 +724,7 @@ export function connect(options: ConnectOptions | SshConfigConnectOptions): Prom
  * in `options` win over the resolved ones; `jumpConfigs` resolve the ProxyJump hops.
  */
 export function connectWithSshOptions(destination: SshOptions, options: ResolvedConnectOptions = {}): Promise<SshClient> {
-  return Promise.resolve()
-    .then(() => planFromSshOptions(destination, options))
-    .then((plan) => connectPlanned(plan));
-}
-
-/** Carry out a plan: each ProxyJump hop through the one before, then the destination through the last. */
-async function connectPlanned(plan: ConnectionPlan): Promise<SshClient> {
-  const hops: SshClient[] = [];
-  const endHops = (): void => {
-    for (const hop of [...hops].reverse()) void hop.end();
-  };
-  try {
-    let previous: SshClient | undefined;
-    for (const hop of plan.hops) {
-      plan.debug?.(`Connecting to jump host ${hop.hostName} port ${hop.port}.`);
-      const sock = previous ? await previous.forwardOut(hop.hostName, hop.port) : await hop.open();
-      previous = await connectOne(hop.options, sock);
-      hops.push(previous);
-    }
-    const { target } = plan;
-    const sock = plan.sock ?? (previous ? await previous.forwardOut(target.hostName, target.port) : await target.open());
-    const client = await connectOne(target.options, sock);
-    plan.debug?.(`Authenticated to ${target.hostName} ([${target.hostName}]:${target.port}).`);
-    client.once('close', endHops);
-    return client;
-  } catch (error) {
-    endHops();
-    throw error;
-  }
-}
-
-function connectOne(options: PlannedOptions, sock: Duplex): Promise<SshClient> {
-  return SshClient.connectDirect({ ...options, sock });
+  return SshClient.connectWithSshOptions(destination, options);
 }
 
 function readsSshConfig(options: ConnectOptions | SshConfigConnectOptions): options is SshConfigConnectOptions {

@@ -91,6 +91,27 @@ describe("known_hosts policy 'ask'", () => {
     assert.equal(readFileSync(knownHosts, 'utf8').split('\n')[2], lab.knownHostsLine(box.port));
   });
 
+  test('readyTimeout does not run while the question waits for an answer', async (t) => {
+    const lab = await configLab(t);
+    const box = await lab.startServer('box');
+    const knownHosts = lab.writeFile('known_hosts', '');
+    const slowYes = async (): Promise<boolean> => {
+      await new Promise((r) => setTimeout(r, 1500));
+      return true;
+    };
+    const started = Date.now();
+    const client = await connect({ ...direct(lab, box), readyTimeout: 1000, knownHosts: { files: [knownHosts], globalFiles: [], policy: 'ask', ask: slowYes } });
+    assert.ok(Date.now() - started >= 1500);
+    assert.equal((await client.exec('whoami')).stdout.toString(), 'alice\n');
+    await client.end();
+    // The network part still times out: a server that never answers.
+    const silent = (await import('node:net')).createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    t.after(() => silent.close());
+    const port = (silent.address() as { port: number }).port;
+    await assert.rejects(connect({ ...direct(lab, box), port, readyTimeout: 300, knownHosts: { policy: 'ask', ask: slowYes } }), /timed out after 300 ms/);
+  });
+
   test('a changed key is refused without asking', async (t) => {
     const lab = await configLab(t);
     const box = await lab.startServer('box');
