@@ -168,7 +168,7 @@ export async function connectOptionsMistakes(): Promise<void> {
   await connect({ username: 'alice', hostVerifier: () => true });
   // @ts-expect-error TS2322 a password is a string or a function
   await connect({ username: 'alice', password: 1234 });
-  // @ts-expect-error TS2322 StrictHostKeyChecking has no 'yes': strict, accept-new or off
+  // @ts-expect-error TS2322 StrictHostKeyChecking has no 'yes': strict, ask, accept-new or off
   await connect({ username: 'alice', knownHosts: { policy: 'yes' } });
   // @ts-expect-error TS2322 verifyHostKey answers with a boolean
   await connect({ username: 'alice', verifyHostKey: () => 'yes' });
