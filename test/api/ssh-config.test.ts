@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect, ConfigError, HostKeyError, SshError, parseSshConfig, type SshClient } from '../../src/index.js';
+import { AgentServer, connect, ConfigError, HostKeyError, InMemoryAgent, SshError, parseSshConfig, type SshClient } from '../../src/index.js';
 import { configLab, type ConfigLab } from '../helpers/config-lab.js';
 import { freePort, openSshFixture } from '../helpers/openssh.js';
 import { havePeers } from '../helpers/peers.js';
@@ -256,6 +256,39 @@ describe('connect() through an ssh_config alias', () => {
     const client = await connect({ host: 'box', sshConfig: config, password: 'secret', sshConfigOverrides: ['PasswordAuthentication yes'] });
     await client.end();
     assert.deepEqual(box.logins, [{ user: 'alice', methods: ['password'] }]);
+  });
+
+  test('IdentityAgent (or SSH_AUTH_SOCK) lends its keys; IdentitiesOnly keeps the agent out', async (t) => {
+    const lab = await configLab(t);
+    const box = await lab.startServer('box');
+    const agent = await new AgentServer(new InMemoryAgent([{ key: lab.keys.user, comment: 'in the agent' }])).listen(`${lab.dir}/agent.sock`);
+    t.after(() => agent.close());
+    const knownHosts = lab.writeFile('known_hosts', `${lab.knownHostsLine(box.port)}\n`);
+    const lines = (extra: string[]): string =>
+      [
+        'Host box',
+        ...extra,
+        '  HostName 127.0.0.1',
+        `  Port ${box.port}`,
+        '  User alice',
+        '  IdentityFile /nonexistent/key',
+        '  PasswordAuthentication no',
+        '  KbdInteractiveAuthentication no',
+        `  UserKnownHostsFile ${knownHosts}`,
+        '  StrictHostKeyChecking yes',
+        '',
+      ].join('\n');
+    // The only key is in the agent the file names.
+    await (await connect({ host: 'box', sshConfig: lab.writeFile('config.agent', lines([`  IdentityAgent ${agent.path}`])) })).end();
+    assert.deepEqual(box.logins, [{ user: 'alice', methods: ['publickey'] }]);
+    // IdentitiesOnly: the agent is not asked, and the file key does not exist.
+    await assert.rejects(connect({ host: 'box', sshConfig: lab.writeFile('config.only', lines([`  IdentityAgent ${agent.path}`, '  IdentitiesOnly yes'])) }), /Permission denied/);
+    // No IdentityAgent line: $SSH_AUTH_SOCK, as for ssh.
+    const saved = process.env.SSH_AUTH_SOCK;
+    process.env.SSH_AUTH_SOCK = agent.path;
+    t.after(() => (saved === undefined ? delete process.env.SSH_AUTH_SOCK : (process.env.SSH_AUTH_SOCK = saved)));
+    await (await connect({ host: 'box', sshConfig: lab.writeFile('config.env', lines([])) })).end();
+    assert.equal(box.logins.length, 2);
   });
 
   test('StrictHostKeyChecking and UserKnownHostsFile from the file: an unknown host is refused, a known one accepted', async (t) => {
