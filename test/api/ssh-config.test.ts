@@ -7,6 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { AgentServer, connect, ConfigError, HostKeyError, InMemoryAgent, SshError, parseSshConfig, type SshClient } from '../../src/index.js';
 import { configLab, type ConfigLab } from '../helpers/config-lab.js';
 import { freePort, openSshFixture } from '../helpers/openssh.js';
@@ -291,7 +292,49 @@ describe('connect() through an ssh_config alias', () => {
     assert.equal(box.logins.length, 2);
   });
 
-  test('StrictHostKeyChecking and UserKnownHostsFile from the file: an unknown host is refused, a known one accepted', async (t) => {
+  test('ServerAliveInterval and ServerAliveCountMax: a server that stops answering is given up on', async (t) => {
+    const lab = await configLab(t);
+    const box = await lab.startServer('box');
+    // A relay that can freeze: after the login, nothing from the server gets through any more.
+    let frozen = false;
+    const sockets: Socket[] = [];
+    const relay = createNetServer((socket) => {
+      const upstream = netConnect({ host: '127.0.0.1', port: box.port });
+      sockets.push(socket, upstream);
+      socket.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        if (!frozen) socket.write(chunk);
+      });
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+      socket.on('close', () => upstream.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+    t.after(() => relay.close());
+    const relayPort = (relay.address() as { port: number }).port;
+    const knownHosts = lab.writeFile('known_hosts', `${lab.knownHostsLine(relayPort)}\n`);
+    const config = lab.writeFile(
+      'config',
+      ['Host box', '  HostName 127.0.0.1', `  Port ${relayPort}`, '  ServerAliveInterval 1', '  ServerAliveCountMax 2', ...commonLines(lab, knownHosts), ''].join('\n'),
+    );
+    const client = await connect({ host: 'box', sshConfig: config });
+    assert.equal((await client.exec('whoami')).stdout.toString(), 'alice\n');
+    const closed = new Promise<void>((r) => client.once('close', () => r()));
+    frozen = true;
+    const started = Date.now();
+    // Without ServerAliveInterval (the default) the client would wait for TCP forever; with it, it
+    // gives up after the interval times (CountMax + 1).
+    let limit: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => (limit = setTimeout(() => r(false), 8000)))]);
+    clearTimeout(limit);
+    const waited = Date.now() - started;
+    // The relay's sockets wait for the silent side; end them so the server can close.
+    for (const socket of sockets) socket.destroy();
+    assert.ok(gaveUp, 'the client noticed the silent server');
+    assert.ok(waited >= 1500 && waited < 6000, `gave up after ${waited} ms`);
+  });
+
+  test('StrictHostKeyChecking and UserKnownHostsFile from the file: an unknown host is refused and nothing is written', async (t) => {
     const lab = await configLab(t);
     const box = await lab.startServer('box');
     const empty = lab.writeFile('known_hosts.empty', '');
