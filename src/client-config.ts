@@ -101,12 +101,30 @@ export function planFromSshOptions(destination: SshOptions, options: ResolvedCon
   const shared = sharedOptions(explicit);
   // A stream given to connect() is the way in: no hop is needed then.
   const jumps = sock === undefined ? (destination.proxyJump ?? []) : [];
-  const hops = jumps.map((hop) => plan(resolveJumpHost(jumpConfigs, hop), shared));
+  const hops = jumpChain(jumpConfigs, jumps, 0).map((hop) => plan(hop, shared));
   return { hops, target: plan(destination, explicit), sock, debug: explicit.debug };
 }
 
 function resolveJumpHost(configs: readonly SshConfig[], hop: JumpHost): SshOptions {
   return resolveHost(configs, hop.host, { user: hop.user ?? undefined, port: hop.port ?? undefined });
+}
+
+/** How deep jump hosts may name jump hosts of their own (a loop in the files ends here). */
+const MAX_JUMP_DEPTH = 8;
+
+/**
+ * The hops in the order they are connected to. The first hop is reached as ssh reaches it, so its
+ * own ProxyJump (or ProxyCommand) applies: its hops come first. Later hops are reached through the
+ * hop before them, as with ssh -J a,b.
+ */
+function jumpChain(configs: readonly SshConfig[], jumps: readonly JumpHost[], depth: number): SshOptions[] {
+  if (jumps.length === 0) return [];
+  const [first, ...rest] = jumps.map((hop) => resolveJumpHost(configs, hop));
+  if (depth >= MAX_JUMP_DEPTH) {
+    throw new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, `ProxyJump: more than ${MAX_JUMP_DEPTH} jump hosts deep at ${first!.host}; is there a loop in the config?`);
+  }
+  const before = first!.proxyJump === null ? [] : jumpChain(configs, first!.proxyJump, depth + 1);
+  return [...before, first!, ...rest];
 }
 
 /** What the options given to connect() lend the ProxyJump hops: the callbacks, logging, cancellation. */

@@ -132,6 +132,40 @@ describe('connect() through an ssh_config alias', () => {
     assert.equal(jump.open(), 0, 'the jump connection ended with the destination');
   });
 
+  test("ProxyJump hops that have ProxyJump of their own are chained, as ssh does; a loop is an error", async (t) => {
+    const lab = await configLab(t);
+    const outer = await lab.startServer('outer');
+    const middle = await lab.startServer('middle');
+    const target = await lab.startServer('target');
+    const knownHosts = lab.writeFile('known_hosts', [outer, middle, target].map((s) => `${lab.knownHostsLine(s.port)}\n`).join(''));
+    const config = lab.writeFile(
+      'config',
+      [
+        'Host target',
+        `  Port ${target.port}`,
+        '  ProxyJump middle',
+        'Host middle',
+        `  Port ${middle.port}`,
+        '  ProxyJump outer',
+        'Host outer',
+        `  Port ${outer.port}`,
+        'Host loop-a',
+        '  ProxyJump loop-b',
+        'Host loop-b',
+        '  ProxyJump loop-a',
+        'Host *',
+        '  HostName 127.0.0.1',
+        ...commonLines(lab, knownHosts).slice(1),
+        '',
+      ].join('\n'),
+    );
+    assert.equal(await run(await connect({ host: 'target', sshConfig: config }), 'hostname'), 'target\n');
+    assert.deepEqual(outer.forwards, [`127.0.0.1:${middle.port}`]);
+    assert.deepEqual(middle.forwards, [`127.0.0.1:${target.port}`]);
+    assert.deepEqual(target.forwards, []);
+    await assert.rejects(connect({ host: 'loop-a', sshConfig: config }), /ProxyJump: more than 8 jump hosts deep/);
+  });
+
   test('ProxyJump through our server to a real OpenSSH sshd', async (t) => {
     if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
     const lab = await configLab(t);
