@@ -8,7 +8,19 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
-import { AgentServer, connect, ConfigError, HostKeyError, InMemoryAgent, SshError, parseSshConfig, type SshClient } from '../../src/index.js';
+import {
+  AgentServer,
+  connect,
+  ConfigError,
+  createServer,
+  formatOpenSshPublicKey,
+  generatePrivateKey,
+  HostKeyError,
+  InMemoryAgent,
+  SshError,
+  parseSshConfig,
+  type SshClient,
+} from '../../src/index.js';
 import { configLab, type ConfigLab } from '../helpers/config-lab.js';
 import { freePort, openSshFixture } from '../helpers/openssh.js';
 import { havePeers } from '../helpers/peers.js';
@@ -380,6 +392,33 @@ describe('connect() through an ssh_config alias', () => {
     });
     assert.equal(readFileSync(empty, 'utf8'), '');
     assert.equal(box.logins.length, 0);
+  });
+
+  test('HostKeyAlias names the known_hosts entry; the other host keys the server proves are learned (UpdateHostKeys)', async (t) => {
+    const lab = await configLab(t);
+    const ecdsa = await generatePrivateKey('ecdsa-p256');
+    const server = createServer({
+      hostKeys: [lab.keys.host, ecdsa],
+      auth: { publicKeyAllowed: ({ user, key }) => user === 'alice' && key.blob.equals(lab.keys.user.publicKey.blob) },
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    t.after(() => server.close());
+    const knownHosts = lab.writeFile('known_hosts', `lab-alias ${formatOpenSshPublicKey(lab.keys.host.publicKey)}\n`);
+    const config = lab.writeFile(
+      'config',
+      ['Host box', '  HostName 127.0.0.1', `  Port ${port}`, '  HostKeyAlias lab-alias', '  HostKeyAlgorithms ssh-ed25519', ...commonLines(lab, knownHosts), ''].join('\n'),
+    );
+    const client = await connect({ host: 'box', sshConfig: config });
+    const expected = `lab-alias ${formatOpenSshPublicKey(lab.keys.host.publicKey)}\nlab-alias ${formatOpenSshPublicKey(ecdsa.publicKey)}\n`;
+    for (let i = 0; i < 100 && readFileSync(knownHosts, 'utf8') !== expected; i++) await new Promise((r) => setTimeout(r, 20));
+    await client.end();
+    assert.equal(readFileSync(knownHosts, 'utf8'), expected, 'the ECDSA key was proven and recorded under the alias');
+    // updateHostKeys: false turns the learning off.
+    const other = lab.writeFile('known_hosts.2', `lab-alias ${formatOpenSshPublicKey(lab.keys.host.publicKey)}\n`);
+    const quiet = await connect({ host: 'box', sshConfig: config, knownHosts: { files: [other], updateHostKeys: false } });
+    await new Promise((r) => setTimeout(r, 300));
+    await quiet.end();
+    assert.equal(readFileSync(other, 'utf8'), `lab-alias ${formatOpenSshPublicKey(lab.keys.host.publicKey)}\n`);
   });
 
   test('a bad config is a ConfigError naming the file and the line', async (t) => {
