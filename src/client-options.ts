@@ -33,7 +33,8 @@ export interface HostKeyContext {
   readonly algorithm: string;
 }
 
-interface KnownHostsCommon {
+/** The known_hosts options every policy shares (see KnownHostsOptions). */
+export interface KnownHostsCommon {
   /** UserKnownHostsFile list; new keys are written to the first (default ~/.ssh/known_hosts, ~/.ssh/known_hosts2). */
   readonly files?: readonly string[];
   /** GlobalKnownHostsFile list (default /etc/ssh/ssh_known_hosts, /etc/ssh/ssh_known_hosts2). */

@@ -51,6 +51,7 @@ export type {
   CommonConnectOptions,
   ConnectOptions,
   HostKeyContext,
+  KnownHostsCommon,
   KnownHostsOptions,
   PasswordContext,
   ResolvedConnectOptions,

@@ -11,6 +11,7 @@ export type {
   SshConfigSource,
   ResolvedConnectOptions,
   PasswordContext,
+  KnownHostsCommon,
   KnownHostsOptions,
   HostKeyContext,
   AlgorithmSettings,
@@ -36,7 +37,8 @@ export type {
   StrictHostKeyChecking as SshConfigStrictHostKeyChecking,
 } from './config/ssh-config.js';
 export { ConfigError } from './config/tokens.js';
-export type { HostKeyQuestion, HostKeyAsk, KnownHostsOtherName } from './keys/host-key-verifier.js';
+export type { EnvironmentSetting, LogLevel, RekeyLimit } from './config/tokens.js';
+export type { HostKeyQuestion, HostKeyAsk, KnownHostsOtherName, HostKeyVerifyContext } from './keys/host-key-verifier.js';
 export type { KexInfo } from './transport/transport.js';
 export type { NegotiatedAlgorithms } from './transport/negotiate.js';
 export type { StrictHostKeyChecking } from './keys/host-key-verifier.js';
