@@ -5,12 +5,11 @@
  */
 import { joinStreams } from './forwarding/join.js';
 import { EventEmitter } from 'node:events';
-import { connect as netConnect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, Socket, type Server as NetServer } from 'node:net';
 import { createSocksServer } from './forwarding/socks.js';
 import type { Duplex } from 'node:stream';
 import { Endpoint } from './endpoint.js';
 import { AuthClient, type ClientIdentity } from './auth/client.js';
-import type { InfoRequest } from './auth/messages.js';
 import type { SshPrivateKey, SshPublicKey } from './algorithms/types.js';
 import {
   applyAlgorithmSetting,
@@ -26,7 +25,18 @@ import { ClientSession, type ExecResult, type PtyOptions } from './client-sessio
 import { ChannelStream } from './channel.js';
 import { HostKeyError, SshError, TimeoutError, DisconnectReason } from './errors.js';
 import { Writer } from './wire/writer.js';
-import { HostKeyVerifier, type StrictHostKeyChecking } from './keys/host-key-verifier.js';
+import { HostKeyVerifier } from './keys/host-key-verifier.js';
+import type {
+  AlgorithmSettings,
+  ConnectOptions,
+  KnownHostsSettings,
+  ResolvedConnectOptions,
+  SshConfigConnectOptions,
+} from './client-options.js';
+import { planFromSshConfig, planFromSshOptions, type ConnectionPlan } from './client-config.js';
+import { recordAnnouncedHostKeys } from './host-key-updates.js';
+import { knownHostsName } from './keys/known-hosts.js';
+import type { SshOptions } from './config/ssh-config.js';
 import { homedir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { AgentClient, AgentServer, type SshAgent } from './keys/agent.js';
@@ -36,17 +46,21 @@ import { parsePrivateKeyFile } from './keys/private-key-file.js';
 import { parsePublicKeyBlob } from './keys/public-key.js';
 import { join } from 'node:path';
 
+export type {
+  AlgorithmSettings,
+  CommonConnectOptions,
+  ConnectOptions,
+  HostKeyContext,
+  KnownHostsCommon,
+  KnownHostsOptions,
+  PasswordContext,
+  ResolvedConnectOptions,
+  SshConfigConnectOptions,
+  SshConfigSource,
+} from './client-options.js';
+
 export const VERSION = '0.1.0';
 export const IDENTIFICATION = `SSH-2.0-tssh_${VERSION}`;
-
-/** Algorithm settings: a list, or OpenSSH's `+alg`, `-alg`, `^alg` edits of the defaults. */
-export interface AlgorithmSettings {
-  readonly kex?: string | readonly string[];
-  readonly hostKey?: string | readonly string[];
-  readonly cipher?: string | readonly string[];
-  readonly mac?: string | readonly string[];
-  readonly compression?: string | readonly string[];
-}
 
 export function resolveAlgorithms(settings: AlgorithmSettings = {}): AlgorithmLists {
   return {
@@ -58,70 +72,12 @@ export function resolveAlgorithms(settings: AlgorithmSettings = {}): AlgorithmLi
   };
 }
 
-export interface HostKeyContext {
-  readonly host: string;
-  readonly port: number;
-  readonly algorithm: string;
-}
-
-export interface ConnectOptions {
-  readonly host?: string;
-  readonly port?: number;
-  /** An existing byte stream to speak SSH over (a jump host's channel, a test pipe). */
-  readonly sock?: Duplex;
-  readonly username: string;
-  /** Keys held in memory. */
-  readonly privateKeys?: readonly SshPrivateKey[];
-  /** Private key files (OpenSSH, PEM, PKCS#8, PuTTY), read when publickey is tried. */
-  readonly privateKeyFiles?: readonly string[];
-  /** The passphrase for encrypted key files: a string, or asked for each file that needs one. */
-  readonly passphrase?: string | ((path: string) => string | Promise<string>);
-  /** An SSH agent: a socket path (e.g. process.env.SSH_AUTH_SOCK) or any SshAgent. Its keys are tried first. */
-  readonly agent?: string | SshAgent;
-  /** Other identities (hardware keys, custom signers): anything that can sign. */
-  readonly identities?: readonly ClientIdentity[];
-  readonly password?: string | ((attempt: number) => string | undefined | Promise<string | undefined>);
-  readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
-  /** The server says the password expired (RFC 4252 §8): return the old and the new one, or undefined to give up. */
-  readonly changePassword?: (prompt: string) => { oldPassword: string; newPassword: string } | undefined | Promise<{ oldPassword: string; newPassword: string } | undefined>;
-  /** Signature algorithms we may use for our own keys (PubkeyAcceptedAlgorithms); default: all we support. */
-  readonly publicKeyAlgorithms?: readonly string[];
-  /** Methods in order (default publickey, keyboard-interactive, password). */
-  readonly authMethods?: readonly string[];
-  /**
-   * Decide whether to trust the server's host key yourself. Without it the key is checked
-   * against known_hosts (see `knownHosts`): host key checking is never off by default.
-   */
-  readonly verifyHostKey?: (key: SshPublicKey, context: HostKeyContext) => boolean | Promise<boolean>;
-  /** known_hosts checking (default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, policy strict). */
-  readonly knownHosts?: KnownHostsOptions;
-  readonly algorithms?: AlgorithmSettings;
-  /** Milliseconds to wait for the connection to be ready (default 20 s). */
-  readonly readyTimeout?: number;
-  /** ServerAliveInterval in ms (0 = off) and ServerAliveCountMax (default 3). */
-  readonly keepaliveInterval?: number;
-  readonly keepaliveCountMax?: number;
-  readonly rekeyBytes?: number;
-  readonly rekeyIntervalMs?: number;
-  readonly signal?: AbortSignal;
-  /** Protocol-level log lines, like `ssh -vvv`; never contains secrets. */
-  readonly debug?: (line: string) => void;
-}
-
-export interface KnownHostsOptions {
-  /** UserKnownHostsFile list; new keys are written to the first (default ~/.ssh/known_hosts, ~/.ssh/known_hosts2). */
-  readonly files?: readonly string[];
-  /** GlobalKnownHostsFile list (default /etc/ssh/ssh_known_hosts, /etc/ssh/ssh_known_hosts2). */
-  readonly globalFiles?: readonly string[];
-  /** StrictHostKeyChecking: 'strict' (default) refuses unknown keys, 'accept-new' records them, 'off' accepts anything. */
-  readonly policy?: StrictHostKeyChecking;
-  /** HashKnownHosts for entries we write. */
-  readonly hash?: boolean;
-  /** Warnings such as "permanently added … to the list of known hosts". */
-  readonly onWarning?: (message: string) => void;
-}
-
-function knownHostsVerifier(options: KnownHostsOptions = {}, host: string, port: number): (key: SshPublicKey) => Promise<boolean> {
+function knownHostsVerifier(
+  options: KnownHostsSettings = {},
+  host: string,
+  port: number,
+  address: () => string | undefined,
+): (key: SshPublicKey) => Promise<boolean> {
   const home = homedir();
   return new HostKeyVerifier({
     userKnownHostsFiles: options.files ?? [join(home, '.ssh', 'known_hosts'), join(home, '.ssh', 'known_hosts2')],
@@ -129,7 +85,8 @@ function knownHostsVerifier(options: KnownHostsOptions = {}, host: string, port:
     policy: options.policy ?? 'strict',
     hashKnownHosts: options.hash,
     onWarning: options.onWarning,
-  }).callback(host, port);
+    ask: options.ask,
+  }).callback(host, port, { alias: options.hostKeyAlias, address });
 }
 
 /** A connection the server forwarded to us (forwarded-tcpip, RFC 4254 §7.2). */
@@ -280,10 +237,45 @@ export class SshClient extends EventEmitter<ClientEvents> {
     super();
   }
 
-  /** Connect, verify the host key, authenticate. */
-  static connect(options: ConnectOptions): Promise<SshClient> {
-    const client = new SshClient();
-    return client.start(options);
+  /** Connect, verify the host key, authenticate: the same as connect(). */
+  static connect(options: ConnectOptions | SshConfigConnectOptions): Promise<SshClient> {
+    if (!readsSshConfig(options)) return new SshClient().start(options);
+    return Promise.resolve()
+      .then(() => planFromSshConfig(options))
+      .then((plan) => SshClient.connectPlanned(plan));
+  }
+
+  /** Connect with options resolved from ssh_config beforehand: the same as connectWithSshOptions(). */
+  static connectWithSshOptions(destination: SshOptions, options: ResolvedConnectOptions = {}): Promise<SshClient> {
+    return Promise.resolve()
+      .then(() => planFromSshOptions(destination, options))
+      .then((plan) => SshClient.connectPlanned(plan));
+  }
+
+  /** Carry out a plan: each ProxyJump hop through the one before, then the destination through the last. */
+  private static async connectPlanned(plan: ConnectionPlan): Promise<SshClient> {
+    const hops: SshClient[] = [];
+    const endHops = (): void => {
+      for (const hop of [...hops].reverse()) void hop.end();
+    };
+    try {
+      let previous: SshClient | undefined;
+      for (const hop of plan.hops) {
+        plan.debug?.(`Connecting to jump host ${hop.hostName} port ${hop.port}.`);
+        const sock = previous ? await previous.forwardOut(hop.hostName, hop.port) : await hop.open();
+        previous = await new SshClient().start({ ...hop.options, sock });
+        hops.push(previous);
+      }
+      const { target } = plan;
+      const sock = plan.sock ?? (previous ? await previous.forwardOut(target.hostName, target.port) : await target.open());
+      const client = await new SshClient().start({ ...target.options, sock });
+      plan.debug?.(`Authenticated to ${target.hostName} ([${target.hostName}]:${target.port}).`);
+      client.once('close', endHops);
+      return client;
+    } catch (error) {
+      endHops();
+      throw error;
+    }
   }
 
   get sessionId(): Buffer | undefined {
@@ -302,8 +294,8 @@ export class SshClient extends EventEmitter<ClientEvents> {
     return this.endpoint.transport.peer?.line;
   }
 
-  private start(input: ConnectOptions): Promise<SshClient> {
-    const options: ConnectOptions = { ...input, debug: input.debug ?? debugFromEnvironment('client') };
+  private start(input: StartOptions): Promise<SshClient> {
+    const options: StartOptions = { ...input, debug: input.debug ?? debugFromEnvironment('client') };
     const host = options.host ?? 'localhost';
     const port = options.port ?? 22;
     return new Promise<SshClient>((resolve, reject) => {
@@ -318,10 +310,26 @@ export class SshClient extends EventEmitter<ClientEvents> {
           reject(error);
         } else resolve(this);
       };
-      const timer = setTimeout(
-        () => finish(new TimeoutError(`timed out after ${options.readyTimeout ?? 20000} ms connecting to ${host}:${port}`)),
-        options.readyTimeout ?? 20000,
-      );
+      const readyTimeout = options.readyTimeout ?? 20000;
+      let timer: NodeJS.Timeout | undefined;
+      const arm = (): void => {
+        timer = setTimeout(() => finish(new TimeoutError(`timed out after ${readyTimeout} ms connecting to ${host}:${port}`)), readyTimeout);
+      };
+      arm();
+      // The clock stops while a callback waits for a person (a password, a host key question) and
+      // starts again, from zero, once it has answered: readyTimeout is for the network.
+      let asking = 0;
+      const untimed = <A extends unknown[], R>(callback: (...args: A) => R | Promise<R>): ((...args: A) => Promise<R>) => {
+        return async (...args: A): Promise<R> => {
+          asking++;
+          clearTimeout(timer);
+          try {
+            return await callback(...args);
+          } finally {
+            if (--asking === 0 && !settled) arm();
+          }
+        };
+      };
       const onAbort = (): void => finish(options.signal!.reason instanceof Error ? options.signal!.reason : new Error('aborted'));
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -335,14 +343,19 @@ export class SshClient extends EventEmitter<ClientEvents> {
       }
       let auth: AuthClient | undefined;
       const verifyHostKey = options.verifyHostKey;
-      const knownHosts = knownHostsVerifier(options.knownHosts, host, port);
+      // The server's address, for a StrictHostKeyChecking=ask question; unknown through a proxy.
+      const address = (): string | undefined => (stream instanceof Socket ? stream.remoteAddress : undefined);
+      const givenKnownHosts = options.knownHosts;
+      const ask = givenKnownHosts?.ask;
+      const knownHosts = knownHostsVerifier(givenKnownHosts && { ...givenKnownHosts, ask: ask && untimed(ask) }, host, port, address);
       const identities = async (): Promise<ClientIdentity[]> => [
         ...(await agentIdentities(options.agent, options.debug)),
         ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
-        ...(await keyFileIdentities(options.privateKeyFiles ?? [], options.passphrase, options.debug)),
+        ...(await keyFileIdentities(options.privateKeyFiles ?? [], typeof passphrase === 'function' ? untimed(passphrase) : passphrase, options.debug)),
         ...(options.identities ?? []),
       ];
       const password = options.password;
+      const passphrase = options.passphrase;
       this.endpoint = new Endpoint(
         stream,
         {
@@ -370,9 +383,12 @@ export class SshClient extends EventEmitter<ClientEvents> {
                 sessionId: this.kexInfo!.sessionId,
                 methods: options.authMethods,
                 identities,
-                password: typeof password === 'string' ? (attempt) => (attempt === 1 ? password : undefined) : password,
-                keyboardInteractive: options.keyboardInteractive,
-                changePassword: options.changePassword,
+                password:
+                  typeof password === 'string'
+                    ? (attempt) => (attempt === 1 ? password : undefined)
+                    : password && untimed((attempt: number) => password(attempt, { username: options.username, host, port })),
+                keyboardInteractive: options.keyboardInteractive && untimed(options.keyboardInteractive),
+                changePassword: options.changePassword && untimed(options.changePassword),
                 serverSigAlgs: sigAlgs,
                 acceptedAlgorithms: options.publicKeyAlgorithms,
                 hostboundKey: hostbound ? transport.serverHostKey?.blob : undefined,
@@ -383,6 +399,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
                   transport.setAuthenticated();
                   this.endpoint.startConnection();
                   this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
+                  if (options.knownHosts?.updateHostKeys === true && verifyHostKey === undefined) this.updateHostKeys(options.knownHosts, host, port, options.debug);
                   finish();
                 },
                 fail: (error) => finish(error),
@@ -485,6 +502,27 @@ export class SshClient extends EventEmitter<ClientEvents> {
     }
     this.announcedHostKeys = keys;
     this.emit('hostkeys', keys);
+  }
+
+  /** UpdateHostKeys: record the host keys the server announces, once it proves them (./host-key-updates.ts). */
+  private updateHostKeys(settings: KnownHostsSettings, host: string, port: number, debug: ((line: string) => void) | undefined): void {
+    const home = homedir();
+    const learn = (announced: SshPublicKey[]): void => {
+      const current = this.serverHostKey;
+      if (current === undefined) return;
+      recordAnnouncedHostKeys({
+        name: settings.hostKeyAlias ?? knownHostsName(host, port),
+        files: settings.files ?? [join(home, '.ssh', 'known_hosts'), join(home, '.ssh', 'known_hosts2')],
+        globalFiles: settings.globalFiles ?? ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
+        hash: settings.hash === true,
+        current,
+        announced,
+        prove: (keys) => this.proveHostKeys(keys),
+        debug,
+      }).catch((error: unknown) => debug?.(`update host keys: ${(error as Error).message}`));
+    };
+    if (this.announcedHostKeys) learn(this.announcedHostKeys);
+    else this.once('hostkeys', learn);
   }
 
   /** The host keys the server announced after authentication (hostkeys-00@openssh.com), if it did. */
@@ -666,8 +704,35 @@ export class SshClient extends EventEmitter<ClientEvents> {
   }
 }
 
-export function connect(options: ConnectOptions): Promise<SshClient> {
+/**
+ * Connect to an SSH server, verify its host key and authenticate; resolves with the client.
+ *
+ *   await connect({ host: 'server.example', username: 'alice', privateKeyFiles: ['/home/alice/.ssh/id_ed25519'] });
+ *   await connect({ host: 'myalias', sshConfig: true });   // as `ssh myalias`, from ~/.ssh/config
+ *
+ * With `sshConfig` the host is looked up in ssh_config files first (HostName, Port, User,
+ * IdentityFile, ProxyJump, ProxyCommand, StrictHostKeyChecking, …; see SshConfigConnectOptions);
+ * options given here win over the files. Rejects with an SshError that says why (a ConfigError
+ * naming the file and line for a bad config).
+ */
+export function connect(options: ConnectOptions | SshConfigConnectOptions): Promise<SshClient> {
   return SshClient.connect(options);
 }
+
+/**
+ * Connect to a destination whose options were already resolved from ssh_config with
+ * resolveHost(), as the tssh program does (it also needs them for forwarding, -G, …). Options given
+ * in `options` win over the resolved ones; `jumpConfigs` resolve the ProxyJump hops.
+ */
+export function connectWithSshOptions(destination: SshOptions, options: ResolvedConnectOptions = {}): Promise<SshClient> {
+  return SshClient.connectWithSshOptions(destination, options);
+}
+
+function readsSshConfig(options: ConnectOptions | SshConfigConnectOptions): options is SshConfigConnectOptions {
+  return options.sshConfig !== undefined && options.sshConfig !== false;
+}
+
+/** What SshClient.start() takes: ConnectOptions, with a known_hosts policy 'ask' that may lack its callback. */
+type StartOptions = Omit<ConnectOptions, 'knownHosts'> & { readonly knownHosts?: KnownHostsSettings };
 
 export { HostKeyError };

@@ -3,9 +3,15 @@
  *
  *   import { connect, createServer } from 'tssh';
  */
-export { connect, SshClient, VERSION, resolveAlgorithms } from './client.js';
+export { connect, connectWithSshOptions, SshClient, VERSION, resolveAlgorithms } from './client.js';
 export type {
   ConnectOptions,
+  CommonConnectOptions,
+  SshConfigConnectOptions,
+  SshConfigSource,
+  ResolvedConnectOptions,
+  PasswordContext,
+  KnownHostsCommon,
   KnownHostsOptions,
   HostKeyContext,
   AlgorithmSettings,
@@ -13,6 +19,26 @@ export type {
   ForwardedConnection,
   ExecOptions,
 } from './client.js';
+export { loadSshConfigs } from './client-config.js';
+export { parseSshConfig, loadSshConfig, resolveHost, expandClientPath } from './config/ssh-config.js';
+export type {
+  SshConfig,
+  SshConfigInput,
+  SshOptions,
+  ParseSshConfigOptions,
+  ResolveHostOptions,
+  JumpHost,
+  Forward,
+  ForwardEndpoint,
+  LocalContext,
+  AddKeysToAgent,
+  RequestTTY,
+  PubkeyAuthentication,
+  StrictHostKeyChecking as SshConfigStrictHostKeyChecking,
+} from './config/ssh-config.js';
+export { ConfigError } from './config/tokens.js';
+export type { EnvironmentSetting, LogLevel, RekeyLimit } from './config/tokens.js';
+export type { HostKeyQuestion, HostKeyAsk, KnownHostsOtherName, HostKeyVerifyContext } from './keys/host-key-verifier.js';
 export type { KexInfo } from './transport/transport.js';
 export type { NegotiatedAlgorithms } from './transport/negotiate.js';
 export type { StrictHostKeyChecking } from './keys/host-key-verifier.js';

@@ -11,24 +11,16 @@ import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { createServer as createNetServer } from 'node:net';
 import { appendFileSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { parseSshArgs, SshUsageError, SSH_USAGE, type SshArgs } from './ssh/args.js';
 import { connectWithOptions, type ClientLog } from './ssh/connect.js';
 import { attachSession } from './ssh/interactive.js';
 import { localTerminalModes } from './ssh/terminal-modes.js';
-import { loadSshConfig, resolveHost, formatSshConfig, type SshConfig, type SshOptions, type Forward } from '../config/ssh-config.js';
+import { resolveHost, formatSshConfig, type SshOptions, type Forward } from '../config/ssh-config.js';
+import { loadSshConfigs } from '../client-config.js';
 import { ConfigError } from '../config/tokens.js';
 import { VERSION, type SshClient } from '../client.js';
 import { matchPattern } from '../keys/patterns.js';
-
-function loadConfigs(args: SshArgs): SshConfig[] {
-  if (args.configFile) return [loadSshConfig(args.configFile)];
-  return [
-    loadSshConfig(join(homedir(), '.ssh', 'config'), { optional: true }),
-    loadSshConfig('/etc/ssh/ssh_config', { optional: true, system: true }),
-  ];
-}
 
 function makeLog(args: SshArgs): ClientLog {
   return (level, line) => {
@@ -45,16 +37,15 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tssh_${VERSION}, Node.js ${process.version}, OpenSSL ${process.versions.openssl}\n`);
     return 0;
   }
-  const configs = loadConfigs(args);
-  const resolve = (host: string, user?: string | null, port?: number | null, identityFiles?: string[], overrides?: string[]): SshOptions =>
-    resolveHost(configs, host, {
-      user: user ?? undefined,
-      port: port ?? undefined,
-      identityFiles,
-      overrides,
-      localUser: userInfo().username,
-    });
-  const options = resolve(args.destination, args.user, args.port, args.identityFiles.length > 0 ? args.identityFiles : undefined, args.overrides);
+  // -F FILE, or ~/.ssh/config then /etc/ssh/ssh_config.
+  const configs = loadSshConfigs(args.configFile ?? true);
+  const options = resolveHost(configs, args.destination, {
+    user: args.user ?? undefined,
+    port: args.port ?? undefined,
+    identityFiles: args.identityFiles.length > 0 ? args.identityFiles : undefined,
+    overrides: args.overrides,
+    localUser: userInfo().username,
+  });
   if (args.printConfig) {
     process.stdout.write(formatSshConfig(options));
     return 0;
@@ -66,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
 
   let client: SshClient;
   try {
-    client = await connectWithOptions(options, (host, user, port) => resolve(host, user, port), log);
+    client = await connectWithOptions(options, configs, log);
   } catch (error) {
     if (!args.quiet) process.stderr.write(`tssh: ${(error as Error).message}\n`);
     return 255;

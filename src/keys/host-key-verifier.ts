@@ -4,8 +4,13 @@
  *
  *              | known, same key | unknown host          | changed key        | revoked key
  *   strict     | accept          | refuse                | refuse             | refuse
+ *   ask        | accept          | ask; record, accept   | refuse             | refuse
  *   accept-new | accept          | record, accept        | refuse             | refuse
  *   off        | accept          | record, accept        | accept, untrusted  | accept, untrusted
+ *
+ * `ask` puts the question to the `ask` callback (ssh(1) prompts "Are you sure you want to continue
+ * connecting (yes/no/[fingerprint])?"); without a callback, or when it says no, the key is refused
+ * as under strict. A changed or revoked key is never asked about.
  *
  * "untrusted" means accepted with a warning only because the policy is off: ssh(1) then turns off
  * password and keyboard-interactive authentication, agent/X11/port forwarding and tunnels, as a
@@ -20,11 +25,58 @@ import { HostKeyError } from '../errors.js';
 import type { SshPublicKey } from '../algorithms/types.js';
 import { asciiLowercase } from './patterns.js';
 import { sha256Fingerprint } from './public-key-text.js';
+import { describeKey } from './fingerprint.js';
 import { appendKnownHost, DEFAULT_SSH_PORT, KnownHosts, knownHostsName } from './known-hosts.js';
 import type { HostKeyLookup, KnownHostEntry, KnownHostsBadLine } from './known-hosts.js';
 
-/** StrictHostKeyChecking: yes → 'strict', accept-new → 'accept-new', no/off → 'off'. (`ask` needs a prompt, not offered here.) */
-export type StrictHostKeyChecking = 'strict' | 'accept-new' | 'off';
+/**
+ * StrictHostKeyChecking: yes → 'strict', ask → 'ask' (a callback decides on unknown hosts),
+ * accept-new → 'accept-new', no/off → 'off'.
+ */
+export type StrictHostKeyChecking = 'strict' | 'ask' | 'accept-new' | 'off';
+
+/** A known_hosts line that holds the key a server offered, under another name. */
+export interface KnownHostsOtherName {
+  readonly file: string;
+  /** 1-based line number. */
+  readonly line: number;
+  /** The hosts field as written (a pattern list, or `|1|…` when hashed). */
+  readonly hosts: string;
+  readonly hashed: boolean;
+}
+
+/**
+ * What StrictHostKeyChecking=ask asks about a host whose name is not in known_hosts: everything
+ * ssh(1) shows in its "The authenticity of host … can't be established" prompt.
+ */
+export interface HostKeyQuestion {
+  /** The name the key is recorded under if accepted: `host`, `[host]:port`, or the HostKeyAlias. */
+  readonly name: string;
+  /** The host name connected to (lower-cased) and its port. */
+  readonly host: string;
+  readonly port: number;
+  /**
+   * The server's address when the client reached it over TCP itself (`127.0.0.1`); undefined
+   * through a ProxyCommand, a jump host or a given stream (ssh says "no hostip for proxy command").
+   */
+  readonly address: string | undefined;
+  readonly key: SshPublicKey;
+  /** ssh's short name for the key type: `ED25519`, `ECDSA`, `RSA`. */
+  readonly keyType: string;
+  /** `SHA256:…`, as ssh shows it (and as a user may paste it back to accept). */
+  readonly fingerprint: string;
+  /** Entries that already hold this very key under other names (ssh lists them). */
+  readonly otherNames: readonly KnownHostsOtherName[];
+}
+
+/** Answers a HostKeyQuestion: true accepts the key (it is then recorded), false refuses the connection. */
+export type HostKeyAsk = (question: HostKeyQuestion) => boolean | Promise<boolean>;
+
+/** Where the connection came from, for the question asked under StrictHostKeyChecking=ask. */
+export interface HostKeyVerifyContext {
+  /** The server's IP address when connected over TCP directly. */
+  readonly address?: string;
+}
 
 export interface HostKeyVerifierOptions {
   /** UserKnownHostsFile, in order (paths already expanded); new keys are written to the first. */
@@ -36,6 +88,8 @@ export interface HostKeyVerifierOptions {
   readonly hashKnownHosts?: boolean;
   /** Messages ssh(1) would print as warnings: a key recorded, a changed or revoked key let through by 'off'. */
   readonly onWarning?: (message: string) => void;
+  /** Asked about unknown hosts under policy 'ask'; without it 'ask' refuses them as 'strict' does. */
+  readonly ask?: HostKeyAsk;
 }
 
 export interface HostKeyVerdict {
@@ -79,21 +133,28 @@ export class HostKeyVerifier {
   constructor(private readonly options: HostKeyVerifierOptions) {}
 
   /** Decide on the key a server at host:port proved. Resolves with the verdict or rejects with HostKeyError. */
-  async verify(host: string, port: number, key: SshPublicKey): Promise<HostKeyVerdict> {
+  async verify(host: string, port: number, key: SshPublicKey, context: HostKeyVerifyContext = {}): Promise<HostKeyVerdict> {
     const name = knownHostsName(host, port);
     const fallback = port === DEFAULT_SSH_PORT || port === 0 ? undefined : knownHostsName(host, DEFAULT_SSH_PORT);
-    return this.decide(name, fallback, !UNRECORDABLE.test(host), key);
+    return this.decide(name, fallback, !UNRECORDABLE.test(host), key, { host: asciiLowercase(host), port, address: context.address });
   }
 
   /** Decide under an explicit name (HostKeyAlias), which is used as is: no port is added. */
-  async verifyAlias(alias: string, key: SshPublicKey): Promise<HostKeyVerdict> {
-    return this.decide(asciiLowercase(alias), undefined, !UNRECORDABLE.test(alias), key);
+  async verifyAlias(alias: string, key: SshPublicKey, context: HostKeyVerifyContext & { host?: string; port?: number } = {}): Promise<HostKeyVerdict> {
+    const name = asciiLowercase(alias);
+    return this.decide(name, undefined, !UNRECORDABLE.test(alias), key, { host: asciiLowercase(context.host ?? alias), port: context.port ?? DEFAULT_SSH_PORT, address: context.address });
   }
 
-  /** A `verifyHostKey` callback for a client transport talking to host:port. */
-  callback(host: string, port: number): (key: SshPublicKey) => Promise<boolean> {
+  /**
+   * A `verifyHostKey` callback for a client transport talking to host:port (checked under
+   * `alias` instead when given: HostKeyAlias). `address()` tells the 'ask' question where the
+   * server is, once connected.
+   */
+  callback(host: string, port: number, options: { alias?: string; address?: () => string | undefined } = {}): (key: SshPublicKey) => Promise<boolean> {
     return async (key) => {
-      await this.verify(host, port, key);
+      const address = options.address?.();
+      if (options.alias !== undefined) await this.verifyAlias(options.alias, key, { host, port, address });
+      else await this.verify(host, port, key, { address });
       return true;
     };
   }
@@ -102,7 +163,13 @@ export class HostKeyVerifier {
     this.options.onWarning?.(message);
   }
 
-  private async decide(name: string, fallback: string | undefined, recordable: boolean, key: SshPublicKey): Promise<HostKeyVerdict> {
+  private async decide(
+    name: string,
+    fallback: string | undefined,
+    recordable: boolean,
+    key: SshPublicKey,
+    where: { host: string; port: number; address: string | undefined },
+  ): Promise<HostKeyVerdict> {
     const { userKnownHostsFiles, globalKnownHostsFiles = [], policy } = this.options;
     let knownHosts: KnownHosts;
     try {
@@ -133,8 +200,36 @@ export class HostKeyVerifier {
         return { lookup, trusted: false, skipped };
       }
       case 'unknown':
+        if (this.options.policy === 'ask') await this.ask(name, key, where, knownHosts);
         return this.unknown(name, recordable, key, lookup, skipped);
     }
+  }
+
+  /** StrictHostKeyChecking=ask: put the question; resolves if the key was accepted, else throws. */
+  private async ask(name: string, key: SshPublicKey, where: { host: string; port: number; address: string | undefined }, knownHosts: KnownHosts): Promise<void> {
+    const offered = `${key.type} ${sha256Fingerprint(key)}`;
+    const ask = this.options.ask;
+    if (ask === undefined) {
+      throw new HostKeyError(
+        `no host key is known for ${name} and StrictHostKeyChecking is ask, but there is no one to ask (the server offered ${offered}); if you trust it, add it to known_hosts`,
+      );
+    }
+    const otherNames = knownHosts.files.flatMap((file) =>
+      file.entries
+        .filter((entry) => entry.marker === undefined && entry.blob.equals(key.blob))
+        .map((entry) => ({ file: entry.file, line: entry.line, hosts: entry.hosts, hashed: entry.hashed !== undefined })),
+    );
+    const accepted = await ask({
+      name,
+      host: where.host,
+      port: where.port,
+      address: where.address,
+      key,
+      keyType: describeKey(key).label,
+      fingerprint: sha256Fingerprint(key),
+      otherNames,
+    });
+    if (accepted !== true) throw new HostKeyError(`host key verification failed: the ${offered} key of ${name} was not accepted`);
   }
 
   private async unknown(
@@ -150,6 +245,11 @@ export class HostKeyVerifier {
         `no host key is known for ${name} and StrictHostKeyChecking is strict (the server offered ${offered}); if you trust it, add it to known_hosts or connect once with StrictHostKeyChecking=accept-new`,
       );
     }
+    if (!recordable && this.options.policy === 'ask') {
+      // Accepted by the user for this connection, but such a name would read back as a pattern.
+      this.warn(`${name} is not recorded in known_hosts: a name with any of @?*#[]|'"\\ is never recorded`);
+      return { lookup, trusted: true, skipped };
+    }
     if (!recordable) {
       throw new HostKeyError(`no host key is known for ${name}, and a name with any of @?*#[]|'"\\ is never recorded (the server offered ${offered})`);
     }
@@ -159,7 +259,8 @@ export class HostKeyVerifier {
     }
     try {
       const line = await appendKnownHost(file, name, key, { hash: this.options.hashKnownHosts === true });
-      this.warn(`permanently added ${name} (${offered}) to the list of known hosts in ${file}`);
+      // ssh(1)'s words exactly: "Warning: Permanently added '[127.0.0.1]:2222' (ED25519) to the list of known hosts."
+      this.warn(`Permanently added '${name}' (${describeKey(key).label}) to the list of known hosts.`);
       return { lookup, trusted: true, added: { file, line }, skipped };
     } catch (error) {
       // ssh(1) goes on when it cannot write the file: the key was accepted by policy either way.

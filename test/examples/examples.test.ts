@@ -8,7 +8,7 @@
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type AddressInfo, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -500,6 +500,74 @@ describe('port-forward.mjs', () => {
     assert.equal(await askOverTcp(Number(localPort), 'via sshd'), 'echo: via sshd');
     const finished = await running.interrupt();
     assert.equal(finished.code, 0, describeRun(finished));
+  });
+});
+
+describe('ssh-config-alias.mjs', () => {
+  /** ~/.ssh/config in the work folder (the example runs with HOME there), alias lines first, then the shared ones. */
+  function writeUserConfig(w: { dir: string; userKeyFile: string }, knownHosts: string, aliases: readonly string[]): void {
+    mkdirSync(join(w.dir, '.ssh'), { recursive: true, mode: 0o700 });
+    const shared = ['Host *', `  IdentityFile ${w.userKeyFile}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${knownHosts}`, '  GlobalKnownHostsFile /dev/null', '  HashKnownHosts no'];
+    writeFileSync(join(w.dir, '.ssh', 'config'), `${[...aliases, ...shared].join('\n')}\n`, { mode: 0o600 });
+  }
+
+  test('an alias from ~/.ssh/config: HostName, Port, User and IdentityFile reach our server', async (t) => {
+    const k = await keys();
+    const server = await startOurServer(t);
+    const w = await workDir(t);
+    writeUserConfig(w, w.knownHosts([[server.port, k.host.publicKey]]), ['Host lab', '  HostName 127.0.0.1', `  Port ${server.port}`, '  User alice', '  StrictHostKeyChecking yes']);
+    const result = await runExample(t, 'ssh-config-alias.mjs', ['lab', 'whoami'], { HOME: w.dir });
+    assert.equal(result.code, 0, describeRun(result));
+    assert.equal(result.stdout, 'alice\n');
+    assert.equal(result.stderr, '');
+    const unknownAlias = await runExample(t, 'ssh-config-alias.mjs', ['no-such-alias.invalid', 'whoami'], { HOME: w.dir });
+    assert.equal(unknownAlias.code, 255, describeRun(unknownAlias));
+    assert.match(unknownAlias.stderr, /^ssh-config-alias: Could not resolve hostname no-such-alias\.invalid/);
+  });
+
+  test('StrictHostKeyChecking ask: the question on the terminal, yes records the key, no refuses', async (t) => {
+    const k = await keys();
+    const server = await startOurServer(t);
+    const w = await workDir(t);
+    const knownHosts = join(w.dir, 'known_hosts.asked');
+    writeUserConfig(w, knownHosts, ['Host lab', '  HostName 127.0.0.1', `  Port ${server.port}`, '  User alice']);
+    const question =
+      `The authenticity of host '[127.0.0.1]:${server.port}' (127.0.0.1) can't be established.\n` +
+      `ED25519 key fingerprint is ${fingerprint(k.host.publicKey)}.\n` +
+      'Are you sure you want to continue connecting (yes/no/[fingerprint])? ';
+    const refused = await runExample(t, 'ssh-config-alias.mjs', ['lab', 'whoami'], { HOME: w.dir }, 'no\n');
+    assert.equal(refused.code, 255, describeRun(refused));
+    assert.equal(refused.stderr, `${question}ssh-config-alias: host key verification failed: the ssh-ed25519 ${fingerprint(k.host.publicKey)} key of [127.0.0.1]:${server.port} was not accepted\n`);
+    const accepted = await runExample(t, 'ssh-config-alias.mjs', ['lab', 'echo', 'trusted'], { HOME: w.dir }, 'yes\n');
+    assert.equal(accepted.code, 0, describeRun(accepted));
+    assert.equal(accepted.stdout, 'trusted\n');
+    assert.equal(accepted.stderr, `${question}Warning: Permanently added '[127.0.0.1]:${server.port}' (ED25519) to the list of known hosts.\n`);
+    assert.equal(readFileSync(knownHosts, 'utf8'), `[127.0.0.1]:${server.port} ${formatOpenSshPublicKey(k.host.publicKey)}\n`);
+  });
+
+  test('an alias behind a ProxyJump alias: through our server to OpenSSH sshd (SSH_CONFIG names the file)', async (t) => {
+    if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
+    const k = await keys();
+    const sshd = await startSshd(t);
+    const jump = await startOurServer(t);
+    const w = await workDir(t);
+    sshd.fx.authorize(formatOpenSshPublicKey(k.user.publicKey));
+    const knownHosts = w.knownHosts([[jump.port, k.host.publicKey], ...Object.values(sshd.fx.hostKeys).map((key): [number, string] => [sshd.port, key.publicKeyLine])]);
+    writeUserConfig(w, knownHosts, [
+      'Host db',
+      '  HostName 127.0.0.1',
+      `  Port ${sshd.port}`,
+      `  User ${sshd.fx.user}`,
+      '  ProxyJump bastion',
+      'Host bastion',
+      '  HostName 127.0.0.1',
+      `  Port ${jump.port}`,
+      '  User alice',
+    ]);
+    const result = await runExample(t, 'ssh-config-alias.mjs', ['db', 'echo "$(whoami) behind the bastion"'], { HOME: '/nonexistent', SSH_CONFIG: join(w.dir, '.ssh', 'config') });
+    assert.equal(result.code, 0, describeRun(result));
+    assert.equal(result.stdout, `${sshd.fx.user} behind the bastion\n`);
+    assert.deepEqual(jump.forwards.map((f) => `${f.host}:${f.port}`), [`127.0.0.1:${sshd.port}`]);
   });
 });
 

@@ -49,6 +49,21 @@ import {
   type SshPrivateKey,
   type SshPublicKey,
   type WindowChange,
+  connectWithSshOptions,
+  loadSshConfigs,
+  parseSshConfig,
+  resolveHost,
+  ConfigError,
+  type HostKeyAsk,
+  type HostKeyQuestion,
+  type JumpHost,
+  type KnownHostsOtherName,
+  type PasswordContext,
+  type ResolvedConnectOptions,
+  type SshConfig,
+  type SshConfigConnectOptions,
+  type SshConfigStrictHostKeyChecking,
+  type SshOptions,
 } from '../../src/index.js';
 
 /** True when A and B are the same type; `any` is the same as nothing but `any`. */
@@ -145,7 +160,7 @@ export async function clientUsage(signal: AbortSignal): Promise<void> {
 }
 
 export async function connectOptionsMistakes(): Promise<void> {
-  // @ts-expect-error TS2741 username is required
+  // @ts-expect-error TS2345 username is required (unless an ssh_config is read: sshConfig)
   await connect({ host: 'example.org', password: 'secret' });
   // @ts-expect-error TS2561 ssh2's privateKey (a buffer) is privateKeys (parsed keys) or privateKeyFiles here
   await connect({ username: 'alice', privateKey: Buffer.from('') });
@@ -153,7 +168,7 @@ export async function connectOptionsMistakes(): Promise<void> {
   await connect({ username: 'alice', hostVerifier: () => true });
   // @ts-expect-error TS2322 a password is a string or a function
   await connect({ username: 'alice', password: 1234 });
-  // @ts-expect-error TS2322 StrictHostKeyChecking has no 'yes': strict, accept-new or off
+  // @ts-expect-error TS2322 StrictHostKeyChecking has no 'yes': strict, ask, accept-new or off
   await connect({ username: 'alice', knownHosts: { policy: 'yes' } });
   // @ts-expect-error TS2322 verifyHostKey answers with a boolean
   await connect({ username: 'alice', verifyHostKey: () => 'yes' });
@@ -162,6 +177,61 @@ export async function connectOptionsMistakes(): Promise<void> {
   const options: ConnectOptions = { username: 'alice' };
   // @ts-expect-error TS2540 options are read-only
   options.username = 'bob';
+}
+
+// ---- connect() through ssh_config, StrictHostKeyChecking=ask --------------------------------------
+
+export async function sshConfigUsage(): Promise<void> {
+  // The alias's User, HostName, Port, IdentityFile, ProxyJump … come from ~/.ssh/config.
+  check<Equal<Awaited<ReturnType<typeof connect>>, SshClient>>();
+  await connect({ host: 'myalias', sshConfig: true });
+  await connect({ host: 'myalias', sshConfig: '/home/alice/.ssh/config', username: 'bob', port: 2222 });
+  const parsed: SshConfig = parseSshConfig('Host myalias\n  HostName 10.0.0.5\n', { file: 'inline' });
+  await connect({ host: 'myalias', sshConfig: [parsed, '/etc/ssh/ssh_config'], sshConfigOverrides: ['StrictHostKeyChecking accept-new'] });
+  const viaConfig: SshConfigConnectOptions = {
+    host: 'myalias',
+    sshConfig: true,
+    password: (attempt, account) => {
+      check<Equal<typeof account, PasswordContext>>();
+      return attempt === 1 ? `secret for ${account.username}@${account.host}:${account.port}` : undefined;
+    },
+    knownHosts: {
+      // Asked only when the files say StrictHostKeyChecking ask (ssh's default) and BatchMode is off.
+      ask: async (question) => {
+        check<Equal<typeof question, HostKeyQuestion>>();
+        check<Equal<typeof question.address, string | undefined>>();
+        check<Equal<typeof question.otherNames, readonly KnownHostsOtherName[]>>();
+        return question.fingerprint === 'SHA256:known' && question.keyType === 'ED25519';
+      },
+    },
+  };
+  await connect(viaConfig);
+  // The policy itself, without any ssh_config: unknown hosts are put to the callback.
+  const ask: HostKeyAsk = (question) => question.name === '[127.0.0.1]:2222';
+  await connect({ username: 'alice', knownHosts: { policy: 'ask', ask, hash: true, hostKeyAlias: 'lab' } });
+
+  const options: SshOptions = resolveHost(loadSshConfigs(true), 'myalias', { user: 'alice' });
+  check<Equal<typeof options.strictHostKeyChecking, SshConfigStrictHostKeyChecking>>();
+  check<Equal<typeof options.proxyJump, readonly JumpHost[] | null>>();
+  const resolved: ResolvedConnectOptions = { jumpConfigs: loadSshConfigs('/home/alice/.ssh/config'), readyTimeout: 60_000 };
+  check<Equal<Awaited<ReturnType<typeof connectWithSshOptions>>, SshClient>>();
+  await connectWithSshOptions(options, resolved);
+  try {
+    await connect({ host: 'myalias', sshConfig: true });
+  } catch (error) {
+    if (error instanceof ConfigError) check<Equal<[typeof error.file, typeof error.line], [string, number]>>();
+  }
+
+  // @ts-expect-error TS2345 reading an ssh_config needs the destination (host) to look up
+  await connect({ sshConfig: true });
+  // @ts-expect-error TS2322 sshConfig is true, a path, a parsed config or a list of those
+  await connect({ host: 'myalias', sshConfig: 1 });
+  // @ts-expect-error TS2322 policy 'ask' needs the callback that answers
+  await connect({ username: 'alice', knownHosts: { policy: 'ask' } });
+  // @ts-expect-error TS2322 ask answers yes or no with a boolean, not ssh's words
+  await connect({ username: 'alice', knownHosts: { policy: 'ask', ask: () => 'yes' } });
+  // @ts-expect-error TS2540 the resolved options (SshOptions) are read-only
+  options.port = 22;
 }
 
 // ---- createServer(), auth hooks and sessions ------------------------------------------------------
