@@ -97,7 +97,9 @@ export class Endpoint extends EventEmitter {
       const mux = this.mux;
       if (!mux) return;
       if (missed >= countMax) {
-        this.disconnect(DisconnectReason.CONNECTION_LOST, `Timeout, peer not responding (${countMax} keepalives unanswered)`);
+        const message = `Timeout, peer not responding (${countMax} keepalives unanswered)`;
+        // The close carries the reason, so the application sees a lost connection, not a clean end.
+        this.disconnect(DisconnectReason.CONNECTION_LOST, message, new ConnectionLostError(message));
         return;
       }
       missed++;

@@ -365,7 +365,13 @@ describe('connect() through an ssh_config alias', () => {
     );
     const client = await connect({ host: 'box', sshConfig: config });
     assert.equal((await client.exec('whoami')).stdout.toString(), 'alice\n');
-    const closed = new Promise<void>((r) => client.once('close', () => r()));
+    let closeError: Error | undefined;
+    const closed = new Promise<void>((r) =>
+      client.once('close', (error?: Error) => {
+        closeError = error;
+        r();
+      }),
+    );
     frozen = true;
     const started = Date.now();
     // Without ServerAliveInterval (the default) the client would wait for TCP forever; with it, it
@@ -378,6 +384,9 @@ describe('connect() through an ssh_config alias', () => {
     for (const socket of sockets) socket.destroy();
     assert.ok(gaveUp, 'the client noticed the silent server');
     assert.ok(waited >= 1500 && waited < 6000, `gave up after ${waited} ms`);
+    // The close says why: a lost connection, not a clean end.
+    assert.equal((closeError as { code?: string } | undefined)?.code, 'ERR_SSH_CONNECTION_LOST');
+    assert.match(closeError!.message, /keepalives unanswered/);
   });
 
   test('StrictHostKeyChecking and UserKnownHostsFile from the file: an unknown host is refused and nothing is written', async (t) => {
