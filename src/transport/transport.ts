@@ -210,12 +210,15 @@ export class Transport {
     return this.peerIdentification;
   }
 
-  /** Feed bytes received from the peer. */
-  receive(chunk: Buffer): void {
+  /**
+   * Feed bytes received from the peer. `transient`: the chunk's memory is reused once this
+   * returns (a socket reading into one buffer), so whatever is not consumed now is copied.
+   */
+  receive(chunk: Buffer, transient = false): void {
     if (this.phase === 'closed') return;
     try {
       if (this.phase === 'identification') {
-        const done = this.identificationReader.push(chunk);
+        const done = this.identificationReader.push(transient ? Buffer.from(chunk) : chunk);
         if (!done) return;
         this.peerIdentification = done.identification;
         this.debug(`remote software version ${done.identification.softwareVersion}`);
@@ -225,6 +228,7 @@ export class Transport {
       }
       this.decoder.push(chunk);
       this.pump();
+      if (transient) this.decoder.retain();
     } catch (error) {
       this.fail(error);
     }

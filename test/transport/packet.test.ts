@@ -4,6 +4,7 @@ import { MAX_PACKET_LENGTH, PacketDecoder, PacketEncoder } from '../../src/trans
 import { noneCipher } from '../../src/algorithms/cipher/none.js';
 import { aes128Gcm } from '../../src/algorithms/cipher/aes-gcm.js';
 import { ProtocolError } from '../../src/errors.js';
+import { cipherAlgorithms, macAlgorithms } from '../../src/algorithms/registry.js';
 
 const none = () => ({
   encoder: new PacketEncoder(noneCipher.createSealer(Buffer.alloc(0), Buffer.alloc(0))),
@@ -114,4 +115,66 @@ describe('binary packet protocol (RFC 4253 §6)', () => {
       assert.deepEqual(decoder.next(), Buffer.alloc(size, 3));
     }
   });
+});
+
+describe('input read into one reused buffer (Transport.receive with transient chunks)', () => {
+  // A socket with net's `onread` hands every read in the same buffer: after retain(), nothing the
+  // decoder keeps or returns may still point into it. The buffer is scribbled over after every
+  // read, so a payload that still aliased it would come out wrong.
+  const cases: [string, () => { encoder: PacketEncoder; decoder: PacketDecoder }][] = [
+    ['none (opens in place)', none],
+    ...(['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com'] as const).map(
+      (name) =>
+        [
+          name,
+          () => {
+            const cipher = cipherAlgorithms.all.get(name)!;
+            const key = Buffer.alloc(64, 1);
+            const iv = Buffer.alloc(16, 2);
+            return { encoder: new PacketEncoder(cipher.createSealer(key, iv)), decoder: new PacketDecoder(cipher.createOpener(key, iv)) };
+          },
+        ] as [string, () => { encoder: PacketEncoder; decoder: PacketDecoder }],
+    ),
+    ...(['hmac-sha2-256', 'hmac-sha2-256-etm@openssh.com'] as const).map(
+      (macName) =>
+        [
+          `aes128-ctr + ${macName}${macName.endsWith('etm@openssh.com') ? '' : ' (MAC-then-encrypt: opens in place)'}`,
+          () => {
+            const cipher = cipherAlgorithms.all.get('aes128-ctr')!;
+            const mac = { algorithm: macAlgorithms.all.get(macName)!, key: Buffer.alloc(32, 3) };
+            const key = Buffer.alloc(16, 1);
+            const iv = Buffer.alloc(16, 2);
+            return { encoder: new PacketEncoder(cipher.createSealer(key, iv, mac)), decoder: new PacketDecoder(cipher.createOpener(key, iv, mac)) };
+          },
+        ] as [string, () => { encoder: PacketEncoder; decoder: PacketDecoder }],
+    ),
+  ];
+  for (const [name, make] of cases) {
+    test(name, () => {
+      const { encoder, decoder } = make();
+      const payloads = [1, 17, 300, 4000, 32768, 40000, 5, 65000, 9, 100].map((size, i) => {
+        const payload = Buffer.alloc(size);
+        for (let j = 0; j < size; j++) payload[j] = (i * 31 + j * 7) & 0xff;
+        return payload;
+      });
+      const wire = Buffer.concat(payloads.flatMap((p) => encoder.encode(p)));
+      // Reads of varied sizes, some splitting a length field, some holding several packets.
+      const readSizes = [3, 1, 70000, 2, 5000, 1, 16, 100000, 7];
+      const readBuffer = Buffer.alloc(100000);
+      const received: Buffer[] = [];
+      let offset = 0;
+      for (let i = 0; offset < wire.length; i++) {
+        const n = Math.min(readSizes[i % readSizes.length]!, wire.length - offset);
+        wire.copy(readBuffer, 0, offset, offset + n);
+        offset += n;
+        decoder.push(readBuffer.subarray(0, n));
+        for (let payload = decoder.next(); payload; payload = decoder.next()) received.push(payload);
+        decoder.retain();
+        readBuffer.fill(0xee); // the next read overwrites it
+      }
+      assert.equal(received.length, payloads.length);
+      received.forEach((payload, i) => assert.ok(payload.equals(payloads[i]!), `payload ${i} (${payloads[i]!.length} bytes) intact`));
+      assert.equal(decoder.bufferedBytes, 0);
+    });
+  }
 });
