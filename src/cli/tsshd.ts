@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { loadSshdConfig, parseSshdConfig, formatSshdConfig, listenEndpoints, type SshdConfig } from '../config/sshd-config.js';
 import { ConfigError } from '../config/tokens.js';
-import { createLogger } from './sshd/log.js';
+import { createLogger, createSyslogSink, logsToStderr, startupLogsToStderr, stderrSink, type SwitchableLogger } from './sshd/log.js';
 import { loadOrCreateHostKeys } from './sshd/host-keys.js';
 import { createTsshdServer, readPublicKeyFiles } from './sshd/serve.js';
 import { currentUser, runningAsRoot } from './sshd/users.js';
@@ -99,12 +99,20 @@ function loadConfig(flags: Flags): SshdConfig {
   return parseSshdConfig({ text: EMBEDDED_CONFIG(STATE_DIR), path: '(embedded defaults)' }, options);
 }
 
+/** The log once main() has one; a fatal error after start-up goes there too (syslog or stderr). */
+let activeLog: { log: SwitchableLogger; syslog: ReturnType<typeof createSyslogSink> | undefined } | undefined;
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'passwd') return passwdCommand(argv.slice(1), join(STATE_DIR, 'passwd'));
   const flags = parseFlags(argv);
   let config = loadConfig(flags);
   const settings = config.settings;
-  const log = createLogger(flags.debug > 0 ? `DEBUG${Math.min(flags.debug, 3)}` : settings.logLevel);
+  // As sshd: the start-up log (config warnings, host keys) goes to stderr unless in inetd mode;
+  // then to syslog unless -e (or -d without -i).
+  const syslogFor = (): ReturnType<typeof createSyslogSink> => createSyslogSink({ facility: settings.syslogFacility });
+  const startupSyslog = startupLogsToStderr(flags) ? undefined : syslogFor();
+  const log = createLogger(flags.debug > 0 ? `DEBUG${Math.min(flags.debug, 3)}` : settings.logLevel, startupSyslog?.sink ?? stderrSink);
+  activeLog = { log, syslog: startupSyslog };
   for (const warning of config.warnings) log.info(warning);
   if (flags.print) {
     process.stdout.write(formatSshdConfig(settings));
@@ -113,6 +121,13 @@ async function main(argv: string[]): Promise<number> {
   const hostKeys = await loadOrCreateHostKeys(settings.hostKey, (line) => log.info(line));
   if (hostKeys.length === 0) throw new Error('sshd: no hostkeys available -- exiting.');
   if (flags.test) return 0;
+  if (!logsToStderr(flags) && !startupSyslog) {
+    const syslog = syslogFor();
+    log.use(syslog.sink);
+    activeLog = { log, syslog };
+  } else if (logsToStderr(flags) && startupSyslog) {
+    log.use(stderrSink);
+  }
 
   const root = runningAsRoot();
   const me = currentUser();
@@ -205,11 +220,18 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
+  async (code) => {
+    await activeLog?.syslog?.close();
+    process.exit(code);
+  },
+  async (error: unknown) => {
     if (error instanceof UsageError) process.stderr.write(`tsshd: ${error.message}\n${USAGE}`);
     else if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
-    else process.stderr.write(`tsshd: ${(error as Error).message}\n`);
+    else if (activeLog?.syslog) {
+      // Logging to syslog: the reason goes there, as sshd's fatal() sends it.
+      activeLog.log.fatal(`fatal: ${(error as Error).message}`);
+      await activeLog.syslog.close();
+    } else process.stderr.write(`tsshd: ${(error as Error).message}\n`);
     process.exit(255);
   },
 );
