@@ -172,13 +172,13 @@ function chrootFor(user: SystemUser, settings: SshdSettings, options: ServeOptio
   try {
     dir = expandChrootDirectory(settings.chrootDirectory, user);
   } catch (error) {
-    options.log.error(`fatal: ${(error as Error).message}`);
+    options.log.fatal(`fatal: ${(error as Error).message}`);
     return false;
   }
   if (dir === undefined) return undefined;
   const problem = checkChrootDirectory(dir);
   if (problem) {
-    options.log.error(`fatal: ${problem} (user ${user.name})`);
+    options.log.fatal(`fatal: ${problem} (user ${user.name})`);
     return false;
   }
   options.log.verbose(`Changed root directory to "${dir}" for ${user.name}`);
