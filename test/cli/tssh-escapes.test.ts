@@ -234,11 +234,25 @@ describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
     assert.match(await tmux.command(`-KR ${allocated}`, /Canceled forwarding\./), /Canceled/);
     assert.equal(await refused(allocated), true, 'sshd stopped listening once -KR went through');
 
+    // Line editing at the prompt: a wrong last digit erased with Backspace before Enter.
     const socks = await freePort();
-    assert.match(await tmux.command(`-D ${socks}`, /Forwarding port\./), /Forwarding port\./);
+    const promptAt = await tmux.settle();
+    await tmux.keys('~C');
+    await tmux.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', promptAt);
+    await tmux.keys(`-D ${socks}7`);
+    await tmux.run('send-keys', '-t', 'esc', 'BSpace', 'Enter');
+    await tmux.waitFor(/Forwarding port\./, 'the -D answer', promptAt);
     assert.equal(await exchangeSoon(socks, 'through -D', echo), 'echo:through -D');
     assert.match(await tmux.command(`-KD ${socks}`, /Canceled forwarding\./), /Canceled/);
     assert.equal(await refused(socks), true);
+
+    // ^C at the prompt abandons the command line, and tssh and the session carry on.
+    const interruptAt = await tmux.settle();
+    await tmux.keys('~C');
+    await tmux.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', interruptAt);
+    await tmux.keys('-L 1:2');
+    await tmux.run('send-keys', '-t', 'esc', 'C-c');
+    await tmux.typeUntil('echo after-$((3*3))', /^after-9\s*$/m, 'the session after ^C at the prompt');
 
     // ~? lists ~C when it is enabled; the session goes on to its end.
     const before = await tmux.settle();

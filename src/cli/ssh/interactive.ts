@@ -57,34 +57,64 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
   let atLineStart = true;
   let pendingEscape = false;
   const escape = options.escapeChar;
-  // The `ssh>` command line: the terminal leaves raw mode so the line is typed with echo and
-  // editing (as ssh does), ^C is ignored meanwhile, and what is typed goes to the command, not the session.
+  // The `ssh>` command line. The terminal stays in raw mode and the line is edited here (echo,
+  // backspace, ^U; ^C or ^D abandon it): in cooked mode a ^D would end stdin for good and a ^C
+  // would interrupt tssh itself. What is typed goes to the command, never to the session.
   let commandText: string | undefined;
-  const ignoreInterrupt = (): void => {};
   const startCommandLine = (): void => {
     commandText = '';
     process.stderr.write('\r\nssh> ');
-    if (stdin.isTTY) stdin.setRawMode(false);
-    process.on('SIGINT', ignoreInterrupt);
   };
   const finishCommandLine = (line: string): void => {
     commandText = undefined;
+    process.stderr.write('\r\n');
     stdin.pause();
     void options.commandLine!(line)
       .catch((error: unknown) => `${(error as Error).message}\r\n`)
       .then((text) => {
         process.stderr.write(text.replace(/\r?\n/g, '\r\n'));
-        process.off('SIGINT', ignoreInterrupt);
-        if (stdin.isTTY) stdin.setRawMode(true);
         atLineStart = true;
         stdin.resume();
       });
   };
+  /** One chunk typed at the `ssh>` prompt; what follows the Enter (if anything) is returned. */
+  const editCommandLine = (chunk: Buffer): Buffer | undefined => {
+    const text = chunk.toString('utf8');
+    for (let i = 0; i < text.length; i++) {
+      const char = text[i]!;
+      if (char === '\r' || char === '\n') {
+        finishCommandLine(commandText!);
+        const rest = Buffer.from(text.slice(i + 1).replace(/^\n/, ''), 'utf8');
+        return rest.length > 0 ? rest : undefined;
+      }
+      if (char === '\x03' || char === '\x04') {
+        // ^C, ^D: no command.
+        finishCommandLine('');
+        return undefined;
+      }
+      if (char === '\x7f' || char === '\b') {
+        if (commandText!.length > 0) {
+          commandText = [...commandText!].slice(0, -1).join('');
+          process.stderr.write('\b \b');
+        }
+        continue;
+      }
+      if (char === '\x15') {
+        process.stderr.write('\b \b'.repeat([...commandText!].length));
+        commandText = '';
+        continue;
+      }
+      if (char < ' ') continue;
+      commandText += char;
+      process.stderr.write(char);
+    }
+    return undefined;
+  };
   const onData = (chunk: Buffer): void => {
     if (commandText !== undefined) {
-      commandText += chunk.toString('utf8');
-      const newline = commandText.search(/[\r\n]/);
-      if (newline >= 0) finishCommandLine(commandText.slice(0, newline));
+      const rest = editCommandLine(chunk);
+      // Typed ahead of the command's answer: kept for the session once the command is done.
+      if (rest) setImmediate(() => onData(rest));
       return;
     }
     if (!raw || escape === undefined) {
