@@ -174,16 +174,23 @@ describe('tsshd ChrootDirectory (as root)', () => {
     await sftpServer!.waitForLog(new RegExp(`internal-sftp session for ${user!.name} \\(as uid ${account!.uid} in a child process, confined to ${jail.replace(/[.]/g, '\\.')}\\)`));
   });
 
-  test('exec in the chroot: the user\'s shell runs inside it, as the user, in the home there', { timeout: 60_000 }, async (t) => {
+  test('exec in the chroot: the user\'s shell runs inside it, as the user, in the home there, with ~/.ssh/environment from inside', { timeout: 60_000 }, async (t) => {
     if (!havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
-    const tsshd = await startTsshdWithMatch(lab!, [`Match User ${user!.name}`, `  ChrootDirectory ${base}/%u`]);
+    // Two ~/.ssh/environment files: the one in the home inside the chroot counts, as in sshd.
+    for (const home of [account!.home, join(jail, account!.home)]) {
+      mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(home, '.ssh', 'environment'), `WHERE=${home === account!.home ? 'outside' : 'inside'}\n`);
+      chownSync(join(home, '.ssh'), account!.uid, account!.gid);
+      chownSync(join(home, '.ssh', 'environment'), account!.uid, account!.gid);
+    }
+    const tsshd = await startTsshd(lab!, ['LogLevel VERBOSE', 'PermitUserEnvironment yes'], [], [`Match User ${user!.name}`, `  ChrootDirectory ${base}/%u`]);
     try {
-      const command = 'pwd; echo "U=$UID H=$HOME"; echo /*; read -r line < /etc/jail-marker; echo "M=$line"; [ -e /etc/passwd ] && echo leak || echo no-passwd';
+      const command = 'pwd; echo "U=$UID H=$HOME W=$WHERE"; echo /*; read -r line < /etc/jail-marker; echo "M=$line"; [ -e /etc/passwd ] && echo leak || echo no-passwd';
       const r = await run(peerPath('ssh'), [...clientOptions(lab!, '-p', tsshd.port), '-l', user!.name, '127.0.0.1', command], { timeoutMs: 30_000 });
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}\n${tsshd.log()}`);
       const lines = r.stdout.trim().split('\n');
       assert.equal(lines[0], account!.home);
-      assert.equal(lines[1], `U=${account!.uid} H=${account!.home}`);
+      assert.equal(lines[1], `U=${account!.uid} H=${account!.home} W=inside`);
       assert.equal(lines[2], '/bin /etc /home /lib /lib64');
       assert.equal(lines[3], 'M=inside the jail');
       assert.equal(lines[4], 'no-passwd');

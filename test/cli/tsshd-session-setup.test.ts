@@ -103,6 +103,11 @@ describe('tsshd session set-up (as root, for a system user)', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'FOO=from-file|BAR=bar value = x|KEYVAR=from-key|LC_TSSH=deferred|SKIPPED=admin\n');
     assert.equal(r.stderr, `Bad line 5 in ${account!.home}/.ssh/environment\n`);
+    // The same through a terminal (node-pty): the variables a root helper must not see arrive too.
+    if (!(await loadNodePty()).nodePty) return;
+    const tty = await lab!.runSsh(['-tt', '127.0.0.1', show], { user: user!.name, port: tsshd.port, identity: keyed!.privateKey });
+    assert.equal(tty.code, 0, tty.stderr);
+    assert.match(tty.stdout, /FOO=from-file\|BAR=bar value = x\|KEYVAR=from-key\|LC_TSSH=deferred\|SKIPPED=admin\r\n$/);
   });
 
   test('PermitUserEnvironment with a pattern-list lets only matching names through', { timeout: 60_000 }, async (t) => {
