@@ -109,7 +109,8 @@ async function main(argv: string[]): Promise<number> {
   const settings = config.settings;
   // As sshd: the start-up log (config warnings, host keys) goes to stderr unless in inetd mode;
   // then to syslog unless -e (or -d without -i).
-  const syslogFor = (): ReturnType<typeof createSyslogSink> => createSyslogSink({ facility: settings.syslogFacility });
+  let facility = settings.syslogFacility;
+  const syslogFor = (): ReturnType<typeof createSyslogSink> => createSyslogSink({ facility });
   const startupSyslog = startupLogsToStderr(flags) ? undefined : syslogFor();
   const log = createLogger(flags.debug > 0 ? `DEBUG${Math.min(flags.debug, 3)}` : settings.logLevel, startupSyslog?.sink ?? stderrSink);
   activeLog = { log, syslog: startupSyslog };
@@ -201,6 +202,17 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     try {
       config = loadConfig(flags);
+      // sshd re-executes itself on SIGHUP: LogLevel and SyslogFacility take effect too.
+      const reloaded = config.settings;
+      if (flags.debug === 0) log.setLevel(reloaded.logLevel);
+      if (activeLog?.syslog && reloaded.syslogFacility !== facility) {
+        const previous = activeLog.syslog;
+        facility = reloaded.syslogFacility;
+        const next = createSyslogSink({ facility });
+        log.use(next.sink);
+        activeLog = { log, syslog: next };
+        void previous.close();
+      }
       log.info('Received SIGHUP; configuration reloaded for new connections.');
     } catch (error) {
       log.error(`SIGHUP: configuration not reloaded: ${(error as Error).message}`);

@@ -8,7 +8,7 @@
 import { test, describe, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { havePeers, peersRequired } from '../helpers/peers.js';
 import { createLab, run, TSSHD, waitForText } from '../helpers/auth-lab.js';
@@ -136,6 +136,23 @@ describe('tsshd logging to syslog or stderr', () => {
     } finally {
       await withE.stop();
     }
+  });
+
+  test('SIGHUP applies a new SyslogFacility and LogLevel, as sshd re-executing itself does', { timeout: 60_000 }, async (t) => {
+    if (!haveLogger(t) || !havePeers(t, 'ssh', 'ssh-keygen')) return;
+    const port = await freePort();
+    const config = writeConfig('reload_config', port, ['SyslogFacility AUTH', 'LogLevel INFO']);
+    const since = receiver.text.length;
+    const tsshd = startTsshd(config, ['-D'], { TSSH_SYSLOG_SOCKET: receiver.path });
+    t.after(() => tsshd.stop());
+    const text = (): string => receiver.text.slice(since);
+    await waitForText(text, /^<38>.*: Server listening/m, { what: 'syslog', timeoutMs: 20_000 });
+    writeFileSync(config, readFileSync(config, 'utf8').replace('SyslogFacility AUTH', 'SyslogFacility LOCAL5').replace('LogLevel INFO', 'LogLevel VERBOSE'));
+    process.kill(tsshd.child.pid!, 'SIGHUP');
+    // LOCAL5 = 21: 21 * 8 + 6.
+    await waitForText(text, /^<174>.*: Received SIGHUP; configuration reloaded/m, { what: 'syslog' });
+    await lab.runSsh(['127.0.0.1', 'true'], { port });
+    await waitForText(text, /^<174>.*: Connection from 127\.0\.0\.1/m, { what: 'syslog (a VERBOSE line after the reload)' });
   });
 
   test('-t and a bad configuration report on stderr without -e; no syslog socket: one warning, then stderr', { timeout: 60_000 }, async (t) => {

@@ -34,15 +34,16 @@ export type LogSink = (severity: Severity, line: string) => void;
 
 export const stderrSink: LogSink = (_severity, line) => void process.stderr.write(`${line}\n`);
 
-/** A logger whose destination can change once (stderr until the host keys are loaded). */
+/** A logger whose destination (stderr until the host keys are loaded) and level can change (SIGHUP). */
 export interface SwitchableLogger extends Logger {
   use(sink: LogSink): void;
+  setLevel(level: LogLevel | string): void;
 }
 
 export function createLogger(level: LogLevel | string, sink: LogSink = stderrSink): SwitchableLogger {
   // sshd reads DEBUG as DEBUG1.
-  const normalized = level.toUpperCase() === 'DEBUG' ? 'DEBUG1' : level.toUpperCase();
-  const threshold = ORDER.indexOf(normalized);
+  const thresholdOf = (name: string): number => ORDER.indexOf(name.toUpperCase() === 'DEBUG' ? 'DEBUG1' : name.toUpperCase());
+  let threshold = thresholdOf(level);
   let current = sink;
   const at = (name: Severity) => (line: string) => {
     if (ORDER.indexOf(name) <= threshold) current(name, line);
@@ -55,6 +56,9 @@ export function createLogger(level: LogLevel | string, sink: LogSink = stderrSin
     debug: at('DEBUG1'),
     use: (next) => {
       current = next;
+    },
+    setLevel: (next) => {
+      threshold = thresholdOf(next);
     },
   };
 }
