@@ -177,6 +177,27 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  // SIGHUP: re-read the configuration for new connections. Installed before listening: a SIGHUP
+  // that comes early must not end tsshd (Node's default for it).
+  process.on('SIGHUP', () => {
+    try {
+      config = loadConfig(flags);
+      // sshd re-executes itself on SIGHUP: LogLevel and SyslogFacility take effect too.
+      const reloaded = config.settings;
+      if (flags.debug === 0) log.setLevel(reloaded.logLevel);
+      if (activeLog?.syslog && reloaded.syslogFacility !== facility) {
+        const previous = activeLog.syslog;
+        facility = reloaded.syslogFacility;
+        const next = createSyslogSink({ facility });
+        log.use(next.sink);
+        activeLog = { log, syslog: next };
+        void previous.close();
+      }
+      log.info('Received SIGHUP; configuration reloaded for new connections.');
+    } catch (error) {
+      log.error(`SIGHUP: configuration not reloaded: ${(error as Error).message}`);
+    }
+  });
   const endpoints = listenEndpoints(settings);
   for (const { host, port } of endpoints) {
     try {
@@ -197,27 +218,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('\n');
   }
 
-  // SIGHUP: re-read the configuration for new connections. SIGTERM/SIGINT: stop listening,
-  // give sessions a bounded time to finish.
-  process.on('SIGHUP', () => {
-    try {
-      config = loadConfig(flags);
-      // sshd re-executes itself on SIGHUP: LogLevel and SyslogFacility take effect too.
-      const reloaded = config.settings;
-      if (flags.debug === 0) log.setLevel(reloaded.logLevel);
-      if (activeLog?.syslog && reloaded.syslogFacility !== facility) {
-        const previous = activeLog.syslog;
-        facility = reloaded.syslogFacility;
-        const next = createSyslogSink({ facility });
-        log.use(next.sink);
-        activeLog = { log, syslog: next };
-        void previous.close();
-      }
-      log.info('Received SIGHUP; configuration reloaded for new connections.');
-    } catch (error) {
-      log.error(`SIGHUP: configuration not reloaded: ${(error as Error).message}`);
-    }
-  });
+  // SIGTERM/SIGINT: stop listening, give sessions a bounded time to finish.
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info(`Received signal ${signal}; terminating.`);
