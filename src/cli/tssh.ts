@@ -6,17 +6,15 @@
  *
  * The remote command's exit status is tssh's (255 for a connection error).
  */
-import { joinStreams } from '../forwarding/join.js';
 import { spawn } from 'node:child_process';
-import type { Duplex } from 'node:stream';
-import { createServer as createNetServer } from 'node:net';
 import { appendFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { parseSshArgs, SshUsageError, SSH_USAGE, type SshArgs } from './ssh/args.js';
 import { connectWithOptions, type ClientLog } from './ssh/connect.js';
 import { attachSession } from './ssh/interactive.js';
+import { ForwardError, ForwardManager } from './ssh/forwards.js';
 import { localTerminalModes } from './ssh/terminal-modes.js';
-import { resolveHost, formatSshConfig, type SshOptions, type Forward } from '../config/ssh-config.js';
+import { resolveHost, formatSshConfig, type SshOptions } from '../config/ssh-config.js';
 import { loadSshConfigs } from '../client-config.js';
 import { ConfigError } from '../config/tokens.js';
 import { VERSION, type SshClient } from '../client.js';
@@ -73,7 +71,8 @@ async function main(argv: string[]): Promise<number> {
     if (agent) client.forwardAgent(agent);
   }
 
-  const forwardsOk = await startForwards(client, options, log);
+  const forwards = new ForwardManager(client, options.gatewayPorts, log);
+  const forwardsOk = await startForwards(forwards, options);
   if (!forwardsOk && options.exitOnForwardFailure) {
     await client.end();
     return 255;
@@ -123,7 +122,15 @@ async function main(argv: string[]): Promise<number> {
   }
   const escapeChar = args.escapeChar === 'none' ? undefined : (args.escapeChar ?? '~');
   const status = await Promise.race([
-    attachSession(session, { terminal: wantTty, escapeChar, disconnect: () => void client.end() }),
+    attachSession(session, {
+      terminal: wantTty,
+      escapeChar,
+      disconnect: () => void client.end(),
+      // ~C as in OpenSSH 9.2 and later: only with EnableEscapeCommandline yes.
+      commandLine: options.enableEscapeCommandline ? (line) => forwards.commandLine(line) : undefined,
+      listConnections: () => forwards.connectionList(),
+      rekey: () => client.rekey(),
+    }),
     lost,
   ]);
   await client.end();
@@ -131,69 +138,38 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** LocalForward, RemoteForward and DynamicForward; false if any could not be set up. */
-async function startForwards(client: SshClient, options: SshOptions, log: ClientLog): Promise<boolean> {
+async function startForwards(forwards: ForwardManager, options: SshOptions): Promise<boolean> {
   let ok = true;
-  const bind = (forward: Forward): { host: string; port: number } | undefined =>
-    'path' in forward.listen ? undefined : { host: forward.listen.host ?? (options.gatewayPorts ? '0.0.0.0' : '127.0.0.1'), port: forward.listen.port };
   for (const forward of options.localForward) {
-    const target = forward.connect;
-    if (!target) continue;
-    // Either end may be a Unix socket: a local socket path to listen on, a remote socket to reach.
-    const open = (): Promise<Duplex> =>
-      'path' in target ? client.forwardOutStreamLocal(target.path) : client.forwardOut(target.host ?? 'localhost', target.port);
-    const where = 'path' in forward.listen ? forward.listen.path : `${bind(forward)!.host}:${bind(forward)!.port}`;
-    const server = createNetServer({ allowHalfOpen: true }, (socket) => {
-      open().then((stream) => joinStreams(socket, stream), () => socket.destroy());
-    });
+    if (!forward.connect) continue;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        if ('path' in forward.listen) server.listen(forward.listen.path, () => resolve());
-        else server.listen(bind(forward)!.port, bind(forward)!.host, () => resolve());
-      });
-      client.once('close', () => server.close());
-      log(1, `Local connections to ${where} forwarded to remote ${'path' in target ? target.path : `address ${target.host}:${target.port}`}`);
+      await forwards.addLocal(forward);
     } catch (error) {
-      process.stderr.write(`bind ${where}: ${(error as Error).message}\nCould not request local forwarding.\n`);
+      if (!(error instanceof ForwardError)) throw error;
+      process.stderr.write(`${error.message}\nCould not request local forwarding.\n`);
       ok = false;
     }
   }
   for (const forward of options.dynamicForward) {
-    const listen = bind(forward);
-    if (!listen) continue;
     try {
-      await client.openSocksProxy(listen.port, listen.host);
-      log(1, `Local forwarding listening on ${listen.host} port ${listen.port}.`);
+      await forwards.addDynamic(forward);
     } catch (error) {
-      process.stderr.write(`bind [${listen.host}]:${listen.port}: ${(error as Error).message}\n`);
+      if (!(error instanceof ForwardError)) throw error;
+      process.stderr.write(`${error.message}\n`);
       ok = false;
     }
   }
   for (const forward of options.remoteForward) {
     const target = forward.connect;
     if (!target) continue;
-    const connectLocal = (stream: Duplex): void => {
-      import('node:net').then(({ connect }) => {
-        const socket = 'path' in target ? connect({ path: target.path, allowHalfOpen: true }) : connect({ host: target.host ?? 'localhost', port: target.port, allowHalfOpen: true });
-        joinStreams(socket, stream);
-      }, () => stream.destroy());
-    };
-    if ('path' in forward.listen) {
-      try {
-        await client.forwardInStreamLocal(forward.listen.path, connectLocal);
-      } catch {
-        process.stderr.write(`Warning: remote port forwarding failed for listen path ${forward.listen.path}\n`);
-        ok = false;
-      }
-      continue;
-    }
-    const listenPort = forward.listen.port;
-    const describe = 'path' in target ? target.path : `${target.host}:${target.port}`;
     try {
-      const result = await client.forwardIn(forward.listen.host ?? '', listenPort, connectLocal);
-      if (listenPort === 0) process.stderr.write(`Allocated port ${result.port} for remote forward to ${describe}\n`);
-    } catch {
-      process.stderr.write(`Warning: remote port forwarding failed for listen port ${listenPort}\n`);
+      const port = await forwards.addRemote(forward);
+      if (!('path' in forward.listen) && forward.listen.port === 0) {
+        process.stderr.write(`Allocated port ${port} for remote forward to ${'path' in target ? target.path : `${target.host}:${target.port}`}\n`);
+      }
+    } catch (error) {
+      if (!(error instanceof ForwardError)) throw error;
+      process.stderr.write(`${error.message}\n`);
       ok = false;
     }
   }
@@ -203,7 +179,7 @@ async function startForwards(client: SshClient, options: SshOptions, log: Client
 /** -f: run again detached, wait until it is connected, then return (as ssh's fork after auth). */
 function goBackground(argv: string[]): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [process.argv[1]!, ...argv], {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
       detached: true,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: { ...process.env, TSSH_BACKGROUND_CHILD: '1' },

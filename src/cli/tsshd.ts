@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { loadSshdConfig, parseSshdConfig, formatSshdConfig, listenEndpoints, type SshdConfig } from '../config/sshd-config.js';
 import { ConfigError } from '../config/tokens.js';
-import { createLogger } from './sshd/log.js';
+import { createLogger, createSyslogSink, logsToStderr, startupLogsToStderr, stderrSink, type SwitchableLogger } from './sshd/log.js';
 import { loadOrCreateHostKeys } from './sshd/host-keys.js';
 import { createTsshdServer, readPublicKeyFiles } from './sshd/serve.js';
 import { currentUser, runningAsRoot } from './sshd/users.js';
@@ -99,12 +99,21 @@ function loadConfig(flags: Flags): SshdConfig {
   return parseSshdConfig({ text: EMBEDDED_CONFIG(STATE_DIR), path: '(embedded defaults)' }, options);
 }
 
+/** The log once main() has one; a fatal error after start-up goes there too (syslog or stderr). */
+let activeLog: { log: SwitchableLogger; syslog: ReturnType<typeof createSyslogSink> | undefined } | undefined;
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'passwd') return passwdCommand(argv.slice(1), join(STATE_DIR, 'passwd'));
   const flags = parseFlags(argv);
   let config = loadConfig(flags);
   const settings = config.settings;
-  const log = createLogger(flags.debug > 0 ? `DEBUG${Math.min(flags.debug, 3)}` : settings.logLevel);
+  // As sshd: the start-up log (config warnings, host keys) goes to stderr unless in inetd mode;
+  // then to syslog unless -e (or -d without -i).
+  let facility = settings.syslogFacility;
+  const syslogFor = (): ReturnType<typeof createSyslogSink> => createSyslogSink({ facility });
+  const startupSyslog = startupLogsToStderr(flags) ? undefined : syslogFor();
+  const log = createLogger(flags.debug > 0 ? `DEBUG${Math.min(flags.debug, 3)}` : settings.logLevel, startupSyslog?.sink ?? stderrSink);
+  activeLog = { log, syslog: startupSyslog };
   for (const warning of config.warnings) log.info(warning);
   if (flags.print) {
     process.stdout.write(formatSshdConfig(settings));
@@ -113,6 +122,13 @@ async function main(argv: string[]): Promise<number> {
   const hostKeys = await loadOrCreateHostKeys(settings.hostKey, (line) => log.info(line));
   if (hostKeys.length === 0) throw new Error('sshd: no hostkeys available -- exiting.');
   if (flags.test) return 0;
+  if (!logsToStderr(flags) && !startupSyslog) {
+    const syslog = syslogFor();
+    log.use(syslog.sink);
+    activeLog = { log, syslog };
+  } else if (logsToStderr(flags) && startupSyslog) {
+    log.use(stderrSink);
+  }
 
   const root = runningAsRoot();
   const me = currentUser();
@@ -161,6 +177,27 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  // SIGHUP: re-read the configuration for new connections. Installed before listening: a SIGHUP
+  // that comes early must not end tsshd (Node's default for it).
+  process.on('SIGHUP', () => {
+    try {
+      config = loadConfig(flags);
+      // sshd re-executes itself on SIGHUP: LogLevel and SyslogFacility take effect too.
+      const reloaded = config.settings;
+      if (flags.debug === 0) log.setLevel(reloaded.logLevel);
+      if (activeLog?.syslog && reloaded.syslogFacility !== facility) {
+        const previous = activeLog.syslog;
+        facility = reloaded.syslogFacility;
+        const next = createSyslogSink({ facility });
+        log.use(next.sink);
+        activeLog = { log, syslog: next };
+        void previous.close();
+      }
+      log.info('Received SIGHUP; configuration reloaded for new connections.');
+    } catch (error) {
+      log.error(`SIGHUP: configuration not reloaded: ${(error as Error).message}`);
+    }
+  });
   const endpoints = listenEndpoints(settings);
   for (const { host, port } of endpoints) {
     try {
@@ -181,16 +218,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('\n');
   }
 
-  // SIGHUP: re-read the configuration for new connections. SIGTERM/SIGINT: stop listening,
-  // give sessions a bounded time to finish.
-  process.on('SIGHUP', () => {
-    try {
-      config = loadConfig(flags);
-      log.info('Received SIGHUP; configuration reloaded for new connections.');
-    } catch (error) {
-      log.error(`SIGHUP: configuration not reloaded: ${(error as Error).message}`);
-    }
-  });
+  // SIGTERM/SIGINT: stop listening, give sessions a bounded time to finish.
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info(`Received signal ${signal}; terminating.`);
@@ -205,11 +233,18 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
+  async (code) => {
+    await activeLog?.syslog?.close();
+    process.exit(code);
+  },
+  async (error: unknown) => {
     if (error instanceof UsageError) process.stderr.write(`tsshd: ${error.message}\n${USAGE}`);
     else if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
-    else process.stderr.write(`tsshd: ${(error as Error).message}\n`);
+    else if (activeLog?.syslog) {
+      // Logging to syslog: the reason goes there, as sshd's fatal() sends it.
+      activeLog.log.fatal(`fatal: ${(error as Error).message}`);
+      await activeLog.syslog.close();
+    } else process.stderr.write(`tsshd: ${(error as Error).message}\n`);
     process.exit(255);
   },
 );

@@ -116,6 +116,8 @@ export interface SshOptions {
   readonly clearAllForwardings: boolean;
   readonly gatewayPorts: boolean;
   readonly exitOnForwardFailure: boolean;
+  /** The `~C` command line (off by default since OpenSSH 9.2). */
+  readonly enableEscapeCommandline: boolean;
   readonly strictHostKeyChecking: StrictHostKeyChecking;
   readonly userKnownHostsFile: readonly string[];
   readonly globalKnownHostsFile: readonly string[];
@@ -570,6 +572,7 @@ const TYPED: readonly [string, Parser][] = [
   ['ClearAllForwardings', flag('clearAllForwardings')],
   ['GatewayPorts', flag('gatewayPorts')],
   ['ExitOnForwardFailure', flag('exitOnForwardFailure')],
+  ['EnableEscapeCommandline', flag('enableEscapeCommandline')],
   ['StrictHostKeyChecking', choice('strictHostKeyChecking', ['yes', 'no', 'ask', 'accept-new'], { true: 'yes', false: 'no', off: 'no' })],
   ['UserKnownHostsFile', pathList('userKnownHostsFile')],
   ['GlobalKnownHostsFile', pathList('globalKnownHostsFile')],
@@ -618,7 +621,7 @@ const NOT_IMPLEMENTED = [
   'AddressFamily', 'AFSTokenPassing', 'BindAddress', 'BindInterface', 'CanonicalDomains',
   'CanonicalizeFallbackLocal', 'CanonicalizeHostname', 'CanonicalizeMaxDots', 'CanonicalizePermittedCNAMEs',
   'CASignatureAlgorithms', 'ChannelTimeout', 'CheckHostIP', 'Cipher', 'CompressionLevel', 'ControlMaster',
-  'ControlPath', 'ControlPersist', 'EnableEscapeCommandline', 'EnableSSHKeysign', 'EscapeChar',
+  'ControlPath', 'ControlPersist', 'EnableSSHKeysign', 'EscapeChar',
   'FallBackToRsh', 'FingerprintHash', 'ForkAfterAuthentication', 'ForwardX11', 'ForwardX11Timeout',
   'ForwardX11Trusted', 'GlobalKnownHostsFile2', 'GSSAPIAuthentication', 'GSSAPIClientIdentity',
   'GSSAPIDelegateCredentials', 'GSSAPIKexAlgorithms', 'GSSAPIKeyExchange', 'GSSAPIRenewalForcesRekey',
@@ -1110,6 +1113,7 @@ function fillDefaults(draft: Draft, host: string, hostName: string, local: Local
     clearAllForwardings: clear,
     gatewayPorts: draft.gatewayPorts ?? false,
     exitOnForwardFailure: draft.exitOnForwardFailure ?? false,
+    enableEscapeCommandline: draft.enableEscapeCommandline ?? false,
     strictHostKeyChecking: draft.strictHostKeyChecking ?? 'ask',
     userKnownHostsFile: draft.userKnownHostsFile ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'],
     globalKnownHostsFile: draft.globalKnownHostsFile ?? ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
@@ -1195,6 +1199,7 @@ export function formatSshConfig(options: SshOptions): string {
   put('compression', yesNo(options.compression));
   put('clearallforwardings', yesNo(options.clearAllForwardings));
   put('exitonforwardfailure', yesNo(options.exitOnForwardFailure));
+  put('enableescapecommandline', yesNo(options.enableEscapeCommandline));
   put('gatewayports', yesNo(options.gatewayPorts));
   put('hashknownhosts', yesNo(options.hashKnownHosts));
   put('identitiesonly', yesNo(options.identitiesOnly));

@@ -4,7 +4,9 @@
  * which tsshd copies into its log. The exit status is the server's: 0 after the client's EOF.
  */
 import { Socket } from 'node:net';
+import { stat } from 'node:fs/promises';
 import { SftpServer } from './server.js';
+import { confinedPaths } from './confined-fs.js';
 import type { SftpChildConfig } from './internal-sftp.js';
 
 function parseConfig(text: string | undefined): SftpChildConfig {
@@ -12,27 +14,57 @@ function parseConfig(text: string | undefined): SftpChildConfig {
   const c = value as Partial<Record<keyof SftpChildConfig, unknown>>;
   if (
     typeof value !== 'object' || value === null ||
+    (c.root !== undefined && typeof c.root !== 'string') ||
     typeof c.cwd !== 'string' || typeof c.home !== 'string' || typeof c.readOnly !== 'boolean' ||
     (c.umask !== undefined && (typeof c.umask !== 'number' || !Number.isInteger(c.umask) || c.umask < 0 || c.umask > 0o7777))
   ) {
     throw new Error('usage: child.js {"cwd":…,"home":…,"readOnly":…,"umask":…}');
   }
-  return { cwd: c.cwd, home: c.home, readOnly: c.readOnly, umask: c.umask as number | undefined };
+  return { root: c.root as string | undefined, cwd: c.cwd, home: c.home, readOnly: c.readOnly, umask: c.umask as number | undefined };
 }
 
-const config = parseConfig(process.argv[2]);
-if (config.umask !== undefined) process.umask(config.umask);
-try {
-  process.chdir(config.cwd);
-} catch (error) {
-  // As sftp-server -d: a start folder that cannot be entered is logged, and the session goes on.
-  process.stderr.write(`sftp: cannot enter ${config.cwd}: ${(error as Error).message}\n`);
+/**
+ * In a chroot: the home (or -d folder) if it is a folder inside the root, else `/`, as sshd's
+ * session starts in the home inside the chroot when there is one. Resolved by the confined
+ * server itself, so a link cannot point it elsewhere.
+ */
+async function confinedStart(root: string, cwd: string, home: string): Promise<{ cwd: string; home: string }> {
+  const paths = confinedPaths(root);
+  const inside = async (path: string): Promise<string | undefined> => {
+    try {
+      const resolved = await paths.resolve(Buffer.from(path), 'follow');
+      try {
+        if (!(await stat(resolved.path)).isDirectory()) return undefined;
+      } finally {
+        resolved.release();
+      }
+      return (await paths.canonical(Buffer.from(path))).toString('utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const homeInside = (await inside(home)) ?? '/';
+  const cwdInside = cwd === home ? homeInside : ((await inside(cwd)) ?? homeInside);
+  return { cwd: cwdInside, home: homeInside };
+}
+
+const given = parseConfig(process.argv[2]);
+if (given.umask !== undefined) process.umask(given.umask);
+const config = given.root !== undefined ? { ...given, ...(await confinedStart(given.root, given.cwd, given.home)) } : given;
+if (config.root === undefined) {
+  try {
+    process.chdir(config.cwd);
+  } catch (error) {
+    // As sftp-server -d: a start folder that cannot be entered is logged, and the session goes on.
+    process.stderr.write(`sftp: cannot enter ${config.cwd}: ${(error as Error).message}\n`);
+  }
 }
 // Our own sockets on fds 0 and 1 rather than process.stdin/stdout: Node writes process.stdout to
 // a pipe synchronously on Linux, which would stall every request while the channel is full.
 const input = new Socket({ fd: 0, readable: true, writable: false });
 const output = new Socket({ fd: 1, readable: false, writable: true });
 const server = new SftpServer(input, output, {
+  root: config.root,
   cwd: config.cwd,
   home: config.home,
   readOnly: config.readOnly,

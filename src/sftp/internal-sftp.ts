@@ -29,6 +29,8 @@ const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
 /** What the child is told: its argument, as JSON. */
 export interface SftpChildConfig {
+  /** ChrootDirectory: served as `/`; cwd and home are then inside it (./confined-fs.ts). */
+  readonly root?: string;
   readonly cwd: string;
   readonly home: string;
   readonly readOnly: boolean;
@@ -122,11 +124,13 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
     session.exit(1);
     return;
   }
-  const home = existsSync(user.home) ? user.home : '/';
+  const root = context.chroot;
+  // In a chroot the child finds out whether the home exists inside it (it can look only there).
+  const home = root !== undefined || existsSync(user.home) ? user.home : '/';
   const cwd = options.startDirectory ?? home;
-  log.info(`internal-sftp session for ${user.name} (${context.switchUser ? `as uid ${user.uid} in a child process` : 'in process'})`);
-  if (context.switchUser || options.umask !== undefined) {
-    runChild(session, context, { cwd, home, readOnly: options.readOnly, umask: options.umask }, log);
+  log.info(`internal-sftp session for ${user.name} (${context.switchUser ? `as uid ${user.uid} in a child process` : 'in process'}${root !== undefined ? `, confined to ${root}` : ''})`);
+  if (context.switchUser || options.umask !== undefined || root !== undefined) {
+    runChild(session, context, { root, cwd, home, readOnly: options.readOnly, umask: options.umask }, log);
     return;
   }
   const server = new SftpServer(session, session, {
@@ -155,12 +159,14 @@ function runChild(session: ServerSession, context: SessionContext, config: SftpC
   if (process.env.TZ) env.TZ = process.env.TZ;
   const node = process.execPath;
   const args = [CHILD, JSON.stringify(config)];
+  // Confined, the child's own working folder is `/` (paths are resolved by the server, not the kernel).
+  const childCwd = config.root !== undefined || !existsSync(config.home) ? '/' : config.home;
   let child: ChildProcess;
   if (context.switchUser && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
-    child = spawn(SETPRIV, [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', node, ...args], { cwd: config.home, env, stdio: 'pipe' });
+    child = spawn(SETPRIV, [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', node, ...args], { cwd: childCwd, env, stdio: 'pipe' });
   } else {
-    child = spawn(node, args, { cwd: config.home, env, stdio: 'pipe', ...(context.switchUser ? { uid: user.uid, gid: user.gid } : {}) });
+    child = spawn(node, args, { cwd: childCwd, env, stdio: 'pipe', ...(context.switchUser ? { uid: user.uid, gid: user.gid } : {}) });
   }
   let outputOpen = true;
   let exit: number | undefined;

@@ -25,6 +25,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { ProtocolError } from '../errors.js';
+import { confinedPaths, hostPaths, type PathResolver, type ResolveMode, type ResolvedPath } from './confined-fs.js';
 import type { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import {
@@ -70,6 +71,12 @@ export interface SftpServerOptions {
   readonly cwd: string;
   /** The user's home, for `~` in expand-path@openssh.com and home-directory. Default: cwd. */
   readonly home?: string;
+  /**
+   * Serve this folder as `/` (tsshd's ChrootDirectory): every path is resolved inside it and
+   * cannot leave it, by `..` or by symbolic links (./confined-fs.ts). cwd and home are then
+   * paths inside it.
+   */
+  readonly root?: string;
   /** internal-sftp -R: every request that would change the file system is refused. */
   readonly readOnly?: boolean;
   /** Open files and directories at once; default MAX_OPEN_HANDLES. */
@@ -139,6 +146,8 @@ interface DirEntry {
   readonly kind: 'dir';
   readonly dir: fs.Dir;
   readonly path: Buffer;
+  /** Releases what `path` refers to (a confined directory's descriptor). */
+  readonly release: () => void;
   /** '.' and '..' come first, as readdir(3) gives them to OpenSSH's server (fs.opendir omits them). */
   dotsSent: boolean;
   finished: boolean;
@@ -206,6 +215,7 @@ export class SftpServer extends EventEmitter {
   private readonly cwd: Buffer;
   private readonly cwdPrefix: Buffer;
   private readonly home: string;
+  private readonly paths: PathResolver;
   private readonly readOnly: boolean;
   private readonly maxOpenHandles: number;
   private readonly concurrency: number;
@@ -231,6 +241,7 @@ export class SftpServer extends EventEmitter {
     this.cwd = Buffer.from(options.cwd);
     this.cwdPrefix = options.cwd.endsWith('/') ? this.cwd : Buffer.concat([this.cwd, Buffer.from('/')]);
     this.home = options.home ?? options.cwd;
+    this.paths = options.root !== undefined ? confinedPaths(options.root) : hostPaths();
     this.readOnly = options.readOnly ?? false;
     this.maxOpenHandles = Math.min(options.maxOpenHandles ?? MAX_OPEN_HANDLES, MAX_OPEN_HANDLES);
     this.concurrency = Math.max(1, options.concurrency ?? 4);
@@ -478,18 +489,17 @@ export class SftpServer extends EventEmitter {
    * REALPATH (§6.11) as OpenSSH's sftp_realpath(): symbolic links and `..` resolved; the last
    * component may be missing (a name about to be created), no earlier one may.
    */
-  private async canonical(path: Buffer): Promise<Buffer> {
+  private canonical(path: Buffer): Promise<Buffer> {
+    return this.paths.canonical(path);
+  }
+
+  /** Runs `operation` on the path as the file system sees it (confined or not), then releases it. */
+  private async at<T>(path: Buffer, mode: ResolveMode, operation: (resolved: ResolvedPath) => Promise<T>): Promise<T> {
+    const resolved = await this.paths.resolve(path, mode);
     try {
-      return await fsp.realpath(path, { encoding: 'buffer' });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      let end = path.length;
-      while (end > 1 && path[end - 1] === 0x2f) end--;
-      const slash = path.lastIndexOf(0x2f, end - 1);
-      const base = path.subarray(slash + 1, end);
-      if (slash < 0 || base.length === 0 || base.equals(DOT) || base.equals(DOTDOT)) throw error;
-      const parent = await fsp.realpath(slash === 0 ? ROOT : path.subarray(0, slash), { encoding: 'buffer' });
-      return Buffer.concat([parent, parent.equals(ROOT) ? EMPTY : ROOT, base]);
+      return await operation(resolved);
+    } finally {
+      resolved.release();
     }
   }
 
@@ -520,9 +530,9 @@ export class SftpServer extends EventEmitter {
       case FXP.WRITE:
         return this.write(id, request.io);
       case FXP.LSTAT:
-        return this.stat(id, reader, fsp.lstat);
+        return this.stat(id, reader, 'nofollow', fsp.lstat);
       case FXP.STAT:
-        return this.stat(id, reader, fsp.stat);
+        return this.stat(id, reader, 'follow', fsp.stat);
       case FXP.FSTAT:
         return this.fstat(id, reader);
       case FXP.SETSTAT:
@@ -534,21 +544,22 @@ export class SftpServer extends EventEmitter {
       case FXP.READDIR:
         return this.readdir(id, reader);
       case FXP.REMOVE:
-        return this.simple(id, reader, true, (r) => fsp.unlink(this.path(r)));
+        return this.simple(id, reader, true, (r) => this.at(this.path(r), 'nofollow', (p) => fsp.unlink(p.path)));
       case FXP.MKDIR:
         return this.simple(id, reader, true, (r) => {
           const path = this.path(r);
           const attrs = decodeAttrs(r);
-          return fsp.mkdir(path, { mode: attrs.permissions !== undefined ? attrs.permissions & 0o7777 : 0o777 });
+          return this.at(path, 'nofollow', (p) => fsp.mkdir(p.path, { mode: attrs.permissions !== undefined ? attrs.permissions & 0o7777 : 0o777 }));
         });
       case FXP.RMDIR:
-        return this.simple(id, reader, true, (r) => fsp.rmdir(this.path(r)));
+        return this.simple(id, reader, true, (r) => this.at(this.path(r), 'nofollow', (p) => fsp.rmdir(p.path)));
       case FXP.REALPATH:
         return this.realpath(id, reader);
       case FXP.RENAME:
         return this.simple(id, reader, true, (r) => {
           const from = this.path(r);
-          return renameNoReplace(from, this.path(r));
+          const to = this.path(r);
+          return this.at(from, 'nofollow', (f) => this.at(to, 'nofollow', (t) => renameNoReplace(f.path, t.path)));
         });
       case FXP.READLINK:
         return this.readlink(id, reader);
@@ -558,7 +569,7 @@ export class SftpServer extends EventEmitter {
         return this.simple(id, reader, true, (r) => {
           const target = r.string();
           if (target.includes(0)) throw new ProtocolError('symlink target with a NUL byte');
-          return fsp.symlink(target, this.path(r));
+          return this.at(this.path(r), 'nofollow', (p) => fsp.symlink(target, p.path));
         });
       case FXP.EXTENDED:
         return this.extended(id, reader);
@@ -590,7 +601,11 @@ export class SftpServer extends EventEmitter {
     if (writable || (pflags & (FXF.APPEND | FXF.CREAT | FXF.TRUNC)) !== 0) this.writable();
     this.roomForHandle();
     const mode = attrs.permissions !== undefined ? attrs.permissions & 0o7777 : 0o666;
-    const fd = await fdCall<number>((cb) => fs.open(path, flags, mode, cb));
+    // O_EXCL: the final component is not followed (open(2) fails on any existing name).
+    const fd = await this.at(path, (flags & O_EXCL) !== 0 ? 'nofollow' : 'create', (p) =>
+      // Confined: a name that was missing when resolved must not become a link that is followed.
+      fdCall<number>((cb) => fs.open(p.path, flags | (p.missing ? fs.constants.O_NOFOLLOW : 0), mode, cb)),
+    );
     let key: string;
     let regular = false;
     try {
@@ -604,7 +619,9 @@ export class SftpServer extends EventEmitter {
       fs.close(fd, () => {});
       throw new SftpStatusError(FX.FAILURE, 'Session ended');
     }
-    const handle = this.register({ kind: 'file', fd, path: Buffer.from(path), append: (pflags & FXF.APPEND) !== 0, readable, writable, key, regular });
+    // Confined, the handle's file is named by its own descriptor (for fstatvfs).
+    const handlePath = this.paths.confined ? Buffer.from(`/proc/self/fd/${fd}`) : Buffer.from(path);
+    const handle = this.register({ kind: 'file', fd, path: handlePath, append: (pflags & FXF.APPEND) !== 0, readable, writable, key, regular });
     return handlePacket(id, handle);
   }
 
@@ -654,8 +671,8 @@ export class SftpServer extends EventEmitter {
     return statusPacket(id, FX.OK);
   }
 
-  private async stat(id: number, reader: Reader, how: (path: Buffer) => Promise<fs.Stats>): Promise<Buffer> {
-    const stats = await how(this.path(reader));
+  private async stat(id: number, reader: Reader, mode: ResolveMode, how: (path: Buffer) => Promise<fs.Stats>): Promise<Buffer> {
+    const stats = await this.at(this.path(reader), mode, (p) => how(p.path));
     return attrsPacket(id, attrsFromStats(stats));
   }
 
@@ -670,19 +687,22 @@ export class SftpServer extends EventEmitter {
     const path = this.path(reader);
     const attrs = decodeAttrs(reader);
     this.writable();
-    if (attrs.size !== undefined) await fsp.truncate(path, safeNumber(attrs.size));
+    // truncate(2) and chmod(2) always follow a link; times and owner only for SETSTAT.
+    const following = <T>(operation: (p: Buffer) => Promise<T>): Promise<T> => this.at(path, 'follow', (r) => operation(r.path));
+    const asAsked = <T>(operation: (p: Buffer) => Promise<T>): Promise<T> => this.at(path, noFollow ? 'nofollow' : 'follow', (r) => operation(r.path));
+    if (attrs.size !== undefined) await following((p) => fsp.truncate(p, safeNumber(attrs.size!)));
     if (attrs.permissions !== undefined) {
-      if (noFollow && (await fsp.lstat(path)).isSymbolicLink()) {
+      if (noFollow && (await asAsked((p) => fsp.lstat(p))).isSymbolicLink()) {
         // Linux cannot change a link's own mode (no lchmod), as OpenSSH's server finds too.
         throw new SftpStatusError(FX.OP_UNSUPPORTED, 'Cannot change the permissions of a symbolic link');
       }
-      await fsp.chmod(path, attrs.permissions & 0o7777);
+      await following((p) => fsp.chmod(p, attrs.permissions! & 0o7777));
     }
     if (attrs.atime !== undefined && attrs.mtime !== undefined) {
-      await (noFollow ? fsp.lutimes : fsp.utimes)(path, attrs.atime, attrs.mtime);
+      await asAsked((p) => (noFollow ? fsp.lutimes : fsp.utimes)(p, attrs.atime!, attrs.mtime!));
     }
     if (attrs.uid !== undefined && attrs.gid !== undefined) {
-      await (noFollow ? fsp.lchown : fsp.chown)(path, attrs.uid, attrs.gid);
+      await asAsked((p) => (noFollow ? fsp.lchown : fsp.chown)(p, attrs.uid!, attrs.gid!));
     }
     return statusPacket(id, FX.OK);
   }
@@ -702,13 +722,25 @@ export class SftpServer extends EventEmitter {
   private async opendir(id: number, reader: Reader): Promise<Buffer> {
     const path = this.path(reader);
     this.roomForHandle();
-    // Names as bytes (a file name need not be UTF-8): Node accepts 'buffer' here, its types do not.
-    const dir = await fsp.opendir(path, { encoding: 'buffer' as string as BufferEncoding, bufferSize: 128 });
+    // Held while the handle is open: confined, its descriptor names the folder for READDIR's lstat.
+    const resolved = await this.paths.resolve(path, 'follow');
+    let dir: fs.Dir;
+    try {
+      // Names as bytes (a file name need not be UTF-8): Node accepts 'buffer' here, its types do not.
+      dir = await fsp.opendir(resolved.path, { encoding: 'buffer' as string as BufferEncoding, bufferSize: 128 });
+    } catch (error) {
+      resolved.release();
+      throw error;
+    }
     if (this.stopped) {
       await dir.close().catch(() => {});
+      resolved.release();
       throw new SftpStatusError(FX.FAILURE, 'Session ended');
     }
-    return handlePacket(id, this.register({ kind: 'dir', dir, path: Buffer.from(path), dotsSent: false, finished: false }));
+    const listPath = this.paths.confined ? resolved.path : Buffer.from(path);
+    if (!this.paths.confined) resolved.release();
+    const release = this.paths.confined ? (): void => resolved.release() : (): void => {};
+    return handlePacket(id, this.register({ kind: 'dir', dir, path: listPath, release, dotsSent: false, finished: false }));
   }
 
   /** §6.7: up to READDIR_BATCH names with lstat attributes and an `ls -l` longname; then EOF. */
@@ -753,7 +785,7 @@ export class SftpServer extends EventEmitter {
   }
 
   private async readlink(id: number, reader: Reader): Promise<Buffer> {
-    const target = await fsp.readlink(this.path(reader), { encoding: 'buffer' });
+    const target = await this.at(this.path(reader), 'nofollow', (p) => fsp.readlink(p.path, { encoding: 'buffer' }));
     return oneName(id, target);
   }
 
@@ -767,15 +799,17 @@ export class SftpServer extends EventEmitter {
         // PROTOCOL §4.3: rename(2) as POSIX has it, replacing an existing target.
         return this.simple(id, reader, true, (r) => {
           const from = this.path(r);
-          return fsp.rename(from, this.path(r));
+          const to = this.path(r);
+          return this.at(from, 'nofollow', (f) => this.at(to, 'nofollow', (t) => fsp.rename(f.path, t.path)));
         });
       case 'hardlink@openssh.com':
         return this.simple(id, reader, true, (r) => {
           const from = this.path(r);
-          return fsp.link(from, this.path(r));
+          const to = this.path(r);
+          return this.at(from, 'nofollow', (f) => this.at(to, 'nofollow', (t) => fsp.link(f.path, t.path)));
         });
       case 'statvfs@openssh.com':
-        return statvfsReply(id, this.path(reader));
+        return this.at(this.path(reader), 'follow', (p) => statvfsReply(id, p.path));
       case 'fstatvfs@openssh.com':
         return statvfsReply(id, this.file(reader.string()).path);
       case 'fsync@openssh.com': {
@@ -907,7 +941,13 @@ function fdCall<T>(start: (callback: (error: NodeJS.ErrnoException | null, value
 
 async function closeEntry(entry: HandleEntry): Promise<void> {
   if (entry.kind === 'file') await fdCall<void>((cb) => fs.close(entry.fd, cb));
-  else await entry.dir.close();
+  else {
+    try {
+      await entry.dir.close();
+    } finally {
+      entry.release();
+    }
+  }
 }
 
 /**

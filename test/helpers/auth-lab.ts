@@ -212,11 +212,11 @@ let tsshdCount = 0;
 
 /**
  * Writes a tsshd config (the lab's three host keys, its authorized_keys, StrictModes no,
- * `SetEnv SHLVL=1`, Port and ListenAddress 127.0.0.1, then `lines`) and runs
+ * `SetEnv SHLVL=1`, Port and ListenAddress 127.0.0.1, then `lines`, then `trailing`: Match blocks) and runs
  * `node dist/src/cli/tsshd.js -f CONFIG -e -D [args]`; resolves once it listens. Retries on another
  * free port if the port was taken in between.
  */
-export async function startTsshd(lab: OpenSshFixture, lines: readonly string[], args: readonly string[] = []): Promise<Tsshd> {
+export async function startTsshd(lab: OpenSshFixture, lines: readonly string[], args: readonly string[] = [], trailing: readonly string[] = []): Promise<Tsshd> {
   if (!existsSync(TSSHD)) throw new Error(`${TSSHD} is missing: build first (npx tsc -p .)`);
   tsshdCount += 1;
   const config = lab.path(`tsshd_config.${tsshdCount}`);
@@ -234,6 +234,8 @@ export async function startTsshd(lab: OpenSshFixture, lines: readonly string[], 
       `AuthorizedKeysFile ${lab.authorizedKeys}`,
       'StrictModes no',
       'SetEnv SHLVL=1',
+      // Match blocks, which must come after every global line.
+      ...trailing,
     ].join('\n');
     writeFileSync(config, `${text}\n`);
     const c = spawnTracked(process.execPath, [TSSHD, '-f', config, '-e', '-D', ...args]);

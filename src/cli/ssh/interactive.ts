@@ -1,16 +1,26 @@
 /**
  * Joining a session to this process's stdin, stdout and stderr: with a terminal in raw mode,
- * window-size changes forwarded, and ssh's escape sequences (`~.` disconnect, `~?` help, `~~`
- * a literal tilde) read at the start of a line; the terminal is restored on every way out.
+ * window-size changes forwarded, and ssh's escape sequences read at the start of a line: `~.`
+ * disconnect, `~B` break, `~C` the `ssh>` command line (with EnableEscapeCommandline), `~R`
+ * rekey, `~#` forwarded connections, `~?` help, `~~` a literal tilde. The terminal is restored
+ * on every way out.
  */
 import type { ClientSession } from '../../client-session.js';
 
-const HELP = `Supported escape sequences:
- ~.   - terminate connection
- ~?   - this message
- ~~   - send the escape character by typing it twice
-(Note that escapes are only recognized immediately after newline.)
-`;
+function help(commandLine: boolean): string {
+  const lines = [
+    'Supported escape sequences:',
+    ' ~.   - terminate connection',
+    ' ~B   - send a BREAK to the remote system',
+    ...(commandLine ? [' ~C   - open a command line'] : []),
+    ' ~R   - request rekey',
+    ' ~#   - list forwarded connections',
+    ' ~?   - this message',
+    ' ~~   - send the escape character by typing it twice',
+    '(Note that escapes are only recognized immediately after newline.)',
+  ];
+  return `${lines.join('\n')}\n`;
+}
 
 export interface AttachOptions {
   /** Raw terminal handling: the remote side has a pty and our stdin is a terminal. */
@@ -19,6 +29,12 @@ export interface AttachOptions {
   readonly escapeChar: string | undefined;
   /** Called for `~.`. */
   readonly disconnect: () => void;
+  /** `~C`: runs one `ssh>` command line, resolving with what to show; undefined: disabled. */
+  readonly commandLine?: (line: string) => Promise<string>;
+  /** `~#`: the open forwarded connections, as text (CR LF lines). */
+  readonly listConnections?: () => string;
+  /** `~R`. */
+  readonly rekey?: () => void;
 }
 
 /** Resolves with the remote exit status (255 when the command gave none, as ssh). */
@@ -41,14 +57,74 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
   let atLineStart = true;
   let pendingEscape = false;
   const escape = options.escapeChar;
+  // The `ssh>` command line. The terminal stays in raw mode and the line is edited here (echo,
+  // backspace, ^U; ^C or ^D abandon it): in cooked mode a ^D would end stdin for good and a ^C
+  // would interrupt tssh itself. What is typed goes to the command, never to the session.
+  let commandText: string | undefined;
+  const startCommandLine = (): void => {
+    commandText = '';
+    process.stderr.write('\r\nssh> ');
+  };
+  const finishCommandLine = (line: string): void => {
+    commandText = undefined;
+    process.stderr.write('\r\n');
+    stdin.pause();
+    void options.commandLine!(line)
+      .catch((error: unknown) => `${(error as Error).message}\r\n`)
+      .then((text) => {
+        process.stderr.write(text.replace(/\r?\n/g, '\r\n'));
+        atLineStart = true;
+        stdin.resume();
+      });
+  };
+  /** One chunk typed at the `ssh>` prompt; what follows the Enter (if anything) is returned. */
+  const editCommandLine = (chunk: Buffer): Buffer | undefined => {
+    const text = chunk.toString('utf8');
+    for (let i = 0; i < text.length; i++) {
+      const char = text[i]!;
+      if (char === '\r' || char === '\n') {
+        finishCommandLine(commandText!);
+        const rest = Buffer.from(text.slice(i + 1).replace(/^\n/, ''), 'utf8');
+        return rest.length > 0 ? rest : undefined;
+      }
+      if (char === '\x03' || char === '\x04') {
+        // ^C, ^D: no command.
+        finishCommandLine('');
+        return undefined;
+      }
+      if (char === '\x7f' || char === '\b') {
+        if (commandText!.length > 0) {
+          commandText = [...commandText!].slice(0, -1).join('');
+          process.stderr.write('\b \b');
+        }
+        continue;
+      }
+      if (char === '\x15') {
+        process.stderr.write('\b \b'.repeat([...commandText!].length));
+        commandText = '';
+        continue;
+      }
+      if (char < ' ') continue;
+      commandText += char;
+      process.stderr.write(char);
+    }
+    return undefined;
+  };
   const onData = (chunk: Buffer): void => {
+    if (commandText !== undefined) {
+      const rest = editCommandLine(chunk);
+      // Typed ahead of the command's answer: kept for the session once the command is done.
+      if (rest) setImmediate(() => onData(rest));
+      return;
+    }
     if (!raw || escape === undefined) {
       if (!session.write(chunk)) stdin.pause();
       return;
     }
     // Escape sequences are recognised only right after a newline (or at the very start).
     const out: number[] = [];
-    for (const byte of chunk) {
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i]!;
       const char = String.fromCharCode(byte);
       if (pendingEscape) {
         pendingEscape = false;
@@ -58,8 +134,33 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
           return;
         }
         if (char === '?') {
-          process.stderr.write(HELP.replace(/\n/g, '\r\n').replace(/~/g, escape));
+          process.stderr.write(`${escape}?\r\n${help(options.commandLine !== undefined).replace(/\n/g, '\r\n').replace(/~/g, escape)}`);
           continue;
+        }
+        if (char === 'B') {
+          process.stderr.write(`${escape}B\r\n`);
+          void session.sendBreak(1000).catch(() => false);
+          continue;
+        }
+        if (char === 'R') {
+          options.rekey?.();
+          continue;
+        }
+        if (char === '#') {
+          process.stderr.write(`${escape}#\r\n${options.listConnections?.() ?? 'The following connections are open:\r\n'}`);
+          continue;
+        }
+        if (char === 'C') {
+          if (!options.commandLine) {
+            process.stderr.write('commandline disabled\r\n');
+            continue;
+          }
+          if (out.length > 0 && !session.write(Buffer.from(out))) stdin.pause();
+          startCommandLine();
+          // Anything typed after ~C in the same read starts the command line.
+          const rest = chunk.subarray(i + 1);
+          if (rest.length > 0) onData(rest);
+          return;
         }
         if (char !== escape) out.push(escape.charCodeAt(0));
         out.push(byte);

@@ -55,6 +55,7 @@ interface IPty {
 import type { ServerSession } from '../../server-session.js';
 import type { PtyRequest } from '../../connection/session.js';
 import { sessionEnvironment, type SessionContext } from './session-runner.js';
+import { chrootCommand, splitForRoot } from './chroot.js';
 
 export interface NodePty {
   spawn(file: string, args: string[], options: IPtyForkOptions): IPty;
@@ -203,15 +204,29 @@ function quote(word: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The argv that the preparing /bin/sh execs into: [setpriv …] [argv0 helper] shell [-c command]. */
-function finalCommand(context: SessionContext, command: string | undefined): string[] {
+/**
+ * The argv that the preparing /bin/sh execs into: [setpriv … [env VARS…]] [argv0 helper] shell
+ * [-c command], or the chroot trampoline (./chroot.ts) with the shell. `deferred` are the variables
+ * a root process must not see (./chroot.ts splitForRoot): given to the shell after the drop.
+ */
+function finalCommand(context: SessionContext, command: string | undefined, deferred: readonly (readonly [string, string])[]): string[] {
   const { user } = context;
+  const login = command === undefined;
+  const shellArgs = login ? [] : ['-c', command];
+  if (context.chroot !== undefined) {
+    // The trampoline sets argv[0] itself: `-bash` for a login shell, as sshd.
+    const argv0 = login ? `-${basename(user.shell)}` : basename(user.shell);
+    const env = Object.fromEntries(deferred);
+    const c = chrootCommand(context.chroot, user, env, { exec: { file: user.shell, argv0, args: shellArgs } });
+    return [c.file, ...c.args];
+  }
   const argv: string[] = [];
   if (context.switchUser) {
     argv.push(findSetpriv()!, `--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--');
+    if (deferred.length > 0) argv.push(findProgram('env'), ...deferred.map(([k, v]) => `${k}=${v}`));
   }
-  if (command !== undefined) {
-    argv.push(user.shell, '-c', command);
+  if (!login) {
+    argv.push(user.shell, ...shellArgs);
   } else if (existsSync(BASH)) {
     // bash's exec -a gives the shell sshd's login argv[0]; --norc keeps Debian's bash from reading
     // ~/.bashrc for this helper (it would, seeing SSH_CLIENT), and exec undoes its SHLVL increment.
@@ -232,6 +247,8 @@ function prepareScript(context: SessionContext, pty: PtyRequest): string {
   }
   const stty = sttyArguments(pty.modes);
   if (stty.length > 0) lines.push(`${findProgram('stty')} ${stty.map(quote).join(' ')} 2>/dev/null`);
+  // PrintMotd: shown on the terminal (its output modes apply) before the login shell starts.
+  if (context.motd !== undefined) lines.push(`[ -f ${quote(context.motd)} ] && ${findProgram('cat')} -- ${quote(context.motd)}`);
   lines.push('exec "$@"');
   return lines.join('\n');
 }
@@ -249,8 +266,11 @@ export function runWithPty(session: ServerSession, context: SessionContext, comm
   const request = session.pty;
   if (!request) throw new Error('runWithPty: the session has no accepted pty');
   const term = request.term === '' ? 'dumb' : request.term;
-  const env = sessionEnvironment(context, term, undefined);
-  const cwd = existsSync(context.user.home) ? context.user.home : '/';
+  const fullEnv = sessionEnvironment(context, term, undefined);
+  // The preparing /bin/sh runs as root when we switch users: it sees only what cannot steer it.
+  const { safe, deferred } = context.switchUser ? splitForRoot(fullEnv) : { safe: fullEnv, deferred: [] };
+  const env = safe;
+  const cwd = context.chroot === undefined && existsSync(context.user.home) ? context.user.home : '/';
   const options: IPtyForkOptions = {
     name: term,
     cols: request.columns > 0 ? request.columns : 80,
@@ -263,7 +283,7 @@ export function runWithPty(session: ServerSession, context: SessionContext, comm
   };
   let child: IPty;
   try {
-    child = nodePty.spawn('/bin/sh', ['-c', prepareScript(context, request), 'tssh-pty', ...finalCommand(context, command)], options);
+    child = nodePty.spawn('/bin/sh', ['-c', prepareScript(context, request), 'tssh-pty', ...finalCommand(context, command, deferred)], options);
   } catch (error) {
     session.stderr.write(`tsshd: cannot start a terminal session: ${error instanceof Error ? error.message : String(error)}\r\n`);
     session.exit(1);

@@ -22,6 +22,9 @@ import { runWithoutPty, type SessionContext } from './session-runner.js';
 import { loadNodePty, ptySupport, runWithPty, type NodePty } from './pty.js';
 import { lookupUser, type SystemUser } from './users.js';
 import { isInternalSftp, startInternalSftp } from '../../sftp/internal-sftp.js';
+import { checkChrootDirectory, expandChrootDirectory } from './chroot.js';
+import { parseEnvironmentFile, readUserEnvironmentFile, userMaySet } from './user-environment.js';
+import { existsSync } from 'node:fs';
 import type { Logger } from './log.js';
 
 export interface ServeOptions {
@@ -139,15 +142,59 @@ export function createTsshdServer(options: ServeOptions): SshServer {
         return;
       }
       const settings = settingsFor(options.config(), connection, userName);
-      serveSessions(connection, user, settings, state!, options);
-      serveForwarding(connection, settings, state!, log);
-      serveRemoteForwarding(connection, settings, state!, log);
+      // ChrootDirectory: checked once authenticated, and the connection refused when the folder
+      // is not safe, as sshd does (its session process dies with the same message).
+      // (Synchronous: the handlers must be in place before the client's first channel arrives.)
+      const chroot = chrootFor(user, settings, options);
+      if (chroot === false) {
+        connection.end();
+        return;
+      }
+      serveSessions(connection, user, settings, state!, options, chroot);
+      serveForwarding(connection, settings, state!, log, chroot);
+      serveRemoteForwarding(connection, settings, state!, log, chroot);
     });
   });
   return server;
 }
 
-function serveSessions(connection: ServerConnection, user: SystemUser, settings: SshdSettings, state: AuthResultState, options: ServeOptions): void {
+/**
+ * The chroot folder for this user's sessions: undefined for none (or when not root: sshd applies
+ * ChrootDirectory only as root), false after logging why the connection must be refused.
+ */
+function chrootFor(user: SystemUser, settings: SshdSettings, options: ServeOptions): string | undefined | false {
+  if (settings.chrootDirectory === null || settings.chrootDirectory.toLowerCase() === 'none') return undefined;
+  if (!options.switchUser) {
+    options.log.verbose(`ChrootDirectory ignored for ${user.name}: tsshd is not running as root`);
+    return undefined;
+  }
+  let dir: string | undefined;
+  try {
+    dir = expandChrootDirectory(settings.chrootDirectory, user);
+  } catch (error) {
+    options.log.fatal(`fatal: ${(error as Error).message}`);
+    return false;
+  }
+  if (dir === undefined) return undefined;
+  const problem = checkChrootDirectory(dir);
+  if (problem) {
+    options.log.fatal(`fatal: ${problem} (user ${user.name})`);
+    return false;
+  }
+  options.log.verbose(`Changed root directory to "${dir}" for ${user.name}`);
+  return dir;
+}
+
+/** PrintMotd: the file to show, for a login shell on a terminal without ~/.hushlogin (sshd's do_login). */
+function motdFor(user: SystemUser, settings: SshdSettings): string | undefined {
+  if (!settings.printMotd) return undefined;
+  // sshd looks for .hushlogin before it enters the chroot, in the home as passwd names it.
+  if (existsSync(`${user.home}/.hushlogin`)) return undefined;
+  // TSSH_MOTD_FILE: a test hook (tsshd's environment is its administrator's).
+  return process.env.TSSH_MOTD_FILE ?? '/etc/motd';
+}
+
+function serveSessions(connection: ServerConnection, user: SystemUser, settings: SshdSettings, state: AuthResultState, options: ServeOptions, chroot: string | undefined): void {
   let sessions = 0;
   const keyOptions = state.keyOptions;
   let agentSocket: Promise<string> | undefined;
@@ -158,11 +205,25 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
       session.close();
       return;
     }
+    // sshd's order (do_setup_env): authorized_keys environment=, then ~/.ssh/environment (both
+    // only as PermitUserEnvironment allows), then SetEnv; later ones win.
     const extraEnv: Record<string, string> = {};
-    for (const { name, value } of settings.setEnv) extraEnv[name] = value;
-    if (keyOptions && settings.permitUserEnvironment !== false) {
-      for (const { name, value } of keyOptions.environment) extraEnv[name] = value;
+    const permit = settings.permitUserEnvironment;
+    if (keyOptions) {
+      for (const { name, value } of keyOptions.environment) if (userMaySet(permit, name)) extraEnv[name] = value;
     }
+    const userFile: Promise<string[]> =
+      permit === false
+        ? Promise.resolve([])
+        : readUserEnvironmentFile(user, options.switchUser, chroot).then((text) => {
+            if (text === undefined) return [];
+            const parsed = parseEnvironmentFile(text, `${user.home}/.ssh/environment`);
+            for (const [name, value] of parsed.variables) if (userMaySet(permit, name)) extraEnv[name] = value;
+            return [...parsed.problems];
+          });
+    const setEnv = (): void => {
+      for (const { name, value } of settings.setEnv) extraEnv[name] = value;
+    };
     session.on('env', (request) => {
       const { name } = request.details;
       if (settings.acceptEnv.some((pattern) => matchPattern(name, pattern))) request.accept();
@@ -194,6 +255,12 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
         request.reject();
         return;
       }
+      if (chroot !== undefined) {
+        // The agent socket would live outside the chroot, where the session cannot reach it.
+        options.log.verbose(`agent forwarding refused for ${user.name}: the session is chrooted`);
+        request.reject();
+        return;
+      }
       request.accept();
       agentSocket ??= startAgentSocket(connection, user, options.switchUser);
     });
@@ -204,15 +271,22 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
       remotePort: connection.remotePort ?? 0,
       localAddress: '127.0.0.1',
       localPort: 0,
-      extraEnv: { ...extraEnv, ...session.env },
+      extraEnv: { ...extraEnv },
+      clientEnv: { ...session.env },
+      chroot,
     });
     const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
     const run = (command: string | undefined, original: string | undefined): void => {
       const socket = (agentSocket ?? Promise.resolve(undefined)).then((path) => path, () => undefined);
-      void Promise.all([socket, ptyDecided]).then(([socketPath]) => start(command, original, socketPath));
+      void Promise.all([socket, ptyDecided, userFile]).then(([socketPath, , problems]) => {
+        setEnv();
+        // As sshd: a bad line in ~/.ssh/environment is reported to the session and skipped.
+        for (const problem of problems) session.stderr.write(`${problem}\n`);
+        start(command, original, socketPath);
+      });
     };
     const start = (command: string | undefined, original: string | undefined, agentPath: string | undefined): void => {
-      const env = context();
+      const env: SessionContext = { ...context(), motd: command === undefined ? motdFor(user, settings) : undefined };
       if (agentPath) (env.extraEnv as Record<string, string>).SSH_AUTH_SOCK = agentPath;
       if (forced !== undefined && original !== undefined) (env.extraEnv as Record<string, string>).SSH_ORIGINAL_COMMAND = original;
       // SFTP: internal-sftp, as a Subsystem or a ForceCommand, is tssh's own SFTP server (src/sftp/),
@@ -241,9 +315,11 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
   });
 }
 
-function serveForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger): void {
+function serveForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger, chroot: string | undefined): void {
   connection.on('direct-streamlocal', (request, accept, reject) => {
     const allowed =
+      // Socket paths would be resolved outside the chroot: refused for chrooted users.
+      chroot === undefined &&
       !settings.disableForwarding &&
       (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'local') &&
       (state.keyOptions?.portForwarding ?? true);
@@ -281,7 +357,7 @@ function serveForwarding(connection: ServerConnection, settings: SshdSettings, s
 }
 
 /** ssh -R: listen where the client asks (GatewayPorts decides the address) and forward to it. */
-function serveRemoteForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger): void {
+function serveRemoteForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger, chroot: string | undefined): void {
   const listeners = new Map<string, NetServer>();
   connection.on('tcpip-forward', (request, accept, reject) => {
     const allowed =
@@ -325,6 +401,7 @@ function serveRemoteForwarding(connection: ServerConnection, settings: SshdSetti
   const socketListeners = new Map<string, NetServer>();
   connection.on('streamlocal-forward', (request, accept, reject) => {
     const allowed =
+      chroot === undefined &&
       !settings.disableForwarding &&
       (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'remote') &&
       (state.keyOptions?.portForwarding ?? true);

@@ -9,11 +9,13 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
 import type { SystemUser } from './users.js';
+import { chrootCommand, splitForRoot } from './chroot.js';
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
 const ROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SETPRIV = '/usr/bin/setpriv';
+const ENV_PROGRAM = '/usr/bin/env';
 
 export interface SessionContext {
   readonly user: SystemUser;
@@ -23,14 +25,24 @@ export interface SessionContext {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
-  /** Variables from AcceptEnv, SetEnv and authorized_keys environment=, already filtered. */
+  /**
+   * Variables from authorized_keys environment=, ~/.ssh/environment and SetEnv (in that order,
+   * later ones winning), already filtered; they override the standard ones, as in sshd.
+   */
   readonly extraEnv: Readonly<Record<string, string>>;
+  /** What the client sent (env requests accepted by AcceptEnv): the standard variables override these. */
+  readonly clientEnv?: Readonly<Record<string, string>>;
+  /** ChrootDirectory, expanded and checked: the session runs inside it (tsshd as root only). */
+  readonly chroot?: string;
+  /** PrintMotd: the file to show before an interactive login shell (pty sessions only). */
+  readonly motd?: string;
 }
 
 /** The environment sshd gives a session (session.c do_setup_env). */
 export function sessionEnvironment(context: SessionContext, term: string | undefined, tty: string | undefined): Record<string, string> {
   const { user } = context;
   const env: Record<string, string> = {
+    ...context.clientEnv,
     USER: user.name,
     LOGNAME: user.name,
     HOME: user.home,
@@ -58,17 +70,31 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
  * Start a process for `command` (undefined: an interactive shell) without a terminal, wired to
  * the session's streams. Resolves once the process has exited and its output is delivered.
  */
-export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess {
+export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
   const { file, args, argv0 } = shellCommand(context.user, command);
   const env = sessionEnvironment(context, session.env.TERM, undefined);
   const cwd = existsSync(context.user.home) ? context.user.home : '/';
   let child: ChildProcess;
-  if (context.switchUser && existsSync(SETPRIV)) {
+  if (context.chroot !== undefined) {
+    let command;
+    try {
+      command = chrootCommand(context.chroot, context.user, env, { exec: { file, argv0, args } });
+    } catch (error) {
+      session.stderr.write(`${(error as Error).message}\n`);
+      session.exit(1);
+      return undefined;
+    }
+    child = spawn(command.file, command.args, { cwd: '/', env: command.env, stdio: 'pipe' });
+  } else if (context.switchUser && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
+    // It runs as root: variables that would steer it reach the shell only through env(1), after
+    // the privileges are dropped.
+    const { safe, deferred } = splitForRoot(env);
+    const viaEnv = deferred.length > 0 ? [ENV_PROGRAM, ...deferred.map(([k, v]) => `${k}=${v}`)] : [];
     child = spawn(
       SETPRIV,
-      [`--reuid=${context.user.uid}`, `--regid=${context.user.gid}`, '--init-groups', '--', file, ...args],
-      { cwd, env, stdio: 'pipe', argv0: 'setpriv' },
+      [`--reuid=${context.user.uid}`, `--regid=${context.user.gid}`, '--init-groups', '--', ...viaEnv, file, ...args],
+      { cwd, env: safe, stdio: 'pipe', argv0: 'setpriv' },
     );
   } else {
     child = spawn(file, args, {
