@@ -106,3 +106,14 @@ export {
   disconnectReasonName,
 } from './errors.js';
 export type { SshErrorCode, DisconnectReasonCode } from './errors.js';
+// Types the public API refers to (option objects, callbacks' arguments, the objects behind a
+// channel stream), exported so that applications can name them.
+export type { InMemoryAgentKey, InMemoryAgentOptions, AgentServeOptions, AgentListener } from './keys/agent.js';
+export type { HostKeyVerifierOptions, HostKeyVerdict } from './keys/host-key-verifier.js';
+export type { Passphrase } from './keys/passphrase.js';
+export type { PrivateKeyFileFormat, PassphraseSource } from './keys/private-key-file.js';
+export type { OpenSshPublicKey, PublicKeyTextFormat } from './keys/public-key-text.js';
+export type { ChannelStreamOptions } from './channel.js';
+export type { AlgorithmLists } from './transport/transport.js';
+export type { ChannelEvents } from './connection/mux.js';
+export type { HostKeyLookup, KnownHostsBadLine } from './keys/known-hosts.js';
