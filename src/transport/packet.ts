@@ -85,20 +85,24 @@ export class PacketEncoder {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Where a packet that arrived in pieces is put together, for every decoder of the process: it is
+ * needed only while the opener runs (a payload never stays a view of it), like `scratch`.
+ */
+let assembly: Buffer = EMPTY;
+
 /**
  * Reassembles packets from arbitrary chunks. Lengths are checked before anything of that size
  * is allocated; a whole packet inside one received chunk is opened in place without a copy.
  */
-const EMPTY = Buffer.alloc(0);
-
 export class PacketDecoder {
   /** Received bytes not yet consumed: a list of chunks (never concatenated wholesale). */
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** Length of the packet being received (4 + packet_length + tag), once its header is read. */
   private pendingTotal = -1;
-  /** Where a packet received in pieces is assembled (grown on demand, reused). */
-  private assembly: Buffer = EMPTY;
   /** Where bytes not yet consumed are kept when the caller's chunk is about to be reused. */
   private carry: Buffer = EMPTY;
   sequence = 0;
@@ -209,10 +213,10 @@ export class PacketDecoder {
       else this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    // A packet that spans chunks is put together in one buffer kept for the purpose: it is
-    // needed only while the opener runs, so one allocation serves every such packet.
-    if (this.assembly.length < n) this.assembly = Buffer.allocUnsafeSlow(Math.max(n, Math.min(2 * this.assembly.length, MAX_PACKET_LENGTH + 1024)));
-    const out = this.assembly.subarray(0, n);
+    // A packet that spans chunks is put together in the shared assembly buffer: one allocation
+    // serves every such packet.
+    if (assembly.length < n) assembly = Buffer.allocUnsafeSlow(Math.max(n, Math.min(2 * assembly.length, MAX_PACKET_LENGTH + 1024)));
+    const out = assembly.subarray(0, n);
     let filled = 0;
     while (filled < n) {
       const chunk = this.chunks[0]!;
