@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { havePeers, peersRequired } from '../helpers/peers.js';
+import { havePeers, missingPeers, peersRequired } from '../helpers/peers.js';
 import { canMakeSystemUsers, createLab, createSystemUser, makeUserKey, startTsshd, systemUsersUnavailable, type SystemUserHandle, type UserKey } from '../helpers/auth-lab.js';
 import type { OpenSshFixture } from '../helpers/openssh.js';
 import { lookupUser, type SystemUser } from '../../src/cli/sshd/users.js';
@@ -38,7 +38,8 @@ describe('tsshd session set-up (as root, for a system user)', () => {
   const marker = `motd-marker-${randomBytes(4).toString('hex')}`;
 
   before(async () => {
-    if (systemUsersUnavailable() !== undefined) return;
+    // Every test here needs OpenSSH's ssh (and the keys ssh-keygen makes): each skips, naming it.
+    if (systemUsersUnavailable() !== undefined || missingPeers('ssh', 'ssh-keygen') !== undefined) return;
     lab = await createLab();
     user = await createSystemUser(randomBytes(12).toString('base64url'));
     account = lookupUser(user.name)!;

@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, chownSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { havePeers } from '../helpers/peers.js';
+import { havePeers, missingPeers } from '../helpers/peers.js';
 import {
   canMakeSystemUsers,
   createLab,
@@ -44,7 +44,8 @@ describe('tsshd as root logs in a local user', () => {
   const PASSWORD = 'correct horse 42';
 
   before(async () => {
-    if (systemUsersUnavailable() !== undefined) return;
+    // Every test here needs OpenSSH's ssh (and the keys ssh-keygen makes): each skips, naming it.
+    if (systemUsersUnavailable() !== undefined || missingPeers('ssh', 'ssh-keygen') !== undefined) return;
     lab = await createLab();
     user = await createSystemUser(PASSWORD);
     const account = lookupUser(user.name)!;
