@@ -172,6 +172,21 @@ export class ChannelStream extends Duplex {
     this.enqueue(chunk, 0, callback);
   }
 
+  /**
+   * Send `chunk` at once as far as the peer's window allows and queue a copy of the rest, for a
+   * caller whose buffer is reused as soon as this returns (a read with net's `onread`). Returns
+   * what write() returns: false asks the caller to wait for 'drain'.
+   */
+  writeNow(chunk: Buffer): boolean {
+    let sent = 0;
+    // Straight to the channel only when nothing written earlier is still waiting (order).
+    if (this.pending.length === 0 && this.writableLength === 0 && !this.writableEnded && !this.destroyed) {
+      sent = this.channel.write(chunk, 0, 0);
+    }
+    if (sent === chunk.length) return true;
+    return this.write(Buffer.from(chunk.subarray(sent)));
+  }
+
   /** Write to the peer's stderr (extended data type 1): server sessions use this. */
   protected writeExtended(chunk: Buffer, callback: (error?: Error | null) => void): void {
     this.enqueue(chunk, EXTENDED_DATA_STDERR, callback);

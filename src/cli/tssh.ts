@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { isatty } from 'node:tty';
 import { parseSshArgs, SshUsageError, SSH_USAGE, type SshArgs } from './ssh/args.js';
 import { connectWithOptions, type ClientLog } from './ssh/connect.js';
 import { attachSession } from './ssh/interactive.js';
@@ -91,7 +92,8 @@ async function main(argv: string[]): Promise<number> {
   if (args.noCommand) return lost;
 
   const command = args.command.length > 0 ? args.command.join(' ') : (options.remoteCommand ?? undefined);
-  const stdinTty = process.stdin.isTTY === true;
+  // isatty, not process.stdin.isTTY: creating process.stdin would claim fd 0 (see attachSession).
+  const stdinTty = isatty(0);
   let wantTty: boolean;
   const requestTTY = args.tty === 2 ? 'force' : args.tty === 1 ? 'yes' : args.tty === -1 ? 'no' : options.requestTTY;
   if (requestTTY === 'force') wantTty = true;

@@ -5,7 +5,8 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
@@ -233,6 +234,51 @@ describe('tssh as ssh is used', () => {
     const excluded = await run(node, ['--import', NO_DNS, TSSH, '-F', config, 'sshd-excluded', 'true']);
     assert.equal(excluded.code, 255);
     assert.match(excluded.stderr, /Could not resolve hostname sshd-excluded/);
+  });
+
+  test('stdin passes through byte-exact from a pipe, a socket and a file; a command that stops reading early ends tssh with its status', async (t) => {
+    if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
+    await startPeers();
+    const config = writeConfig();
+    const data = randomBytes(20 * 1024 * 1024 + 12345);
+    const digest = createHash('sha256').update(data).digest('hex');
+    const file = lab.path('upload.bin');
+    writeFileSync(file, data);
+    /** tssh with `stdin` as its standard input; resolves with its exit code and output. */
+    const tssh = (host: string, command: string, stdin: 'pipe' | 'socket' | 'file'): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+      new Promise((resolveRun, reject) => {
+        const fd = stdin === 'file' ? openSync(file, 'r') : undefined;
+        const child = spawn(node, [TSSH, '-F', config, host, command], {
+          // 'pipe' gives the child a socket pair; a shell pipeline gives it a real pipe (FIFO).
+          stdio: [fd ?? 'pipe', 'pipe', 'pipe'],
+        });
+        if (fd !== undefined) closeSync(fd);
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout!.on('data', (c: Buffer) => out.push(c));
+        child.stderr!.on('data', (c: Buffer) => err.push(c));
+        child.on('error', reject);
+        child.on('close', (code) => resolveRun({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+        if (stdin === 'socket') {
+          child.stdin!.on('error', () => undefined);
+          child.stdin!.end(data);
+        }
+      });
+    const throughFifo = (host: string, command: string): ReturnType<typeof run> =>
+      run('/bin/sh', ['-c', `cat "$0" | "$1" "$2" -F "$3" "$4" "$5"`, file, node, TSSH, config, host, command], { timeoutMs: 60_000 });
+    for (const host of ['sshd-main', 'tsshd-box']) {
+      for (const stdin of ['socket', 'file'] as const) {
+        const r = await tssh(host, 'sha256sum', stdin);
+        assert.equal(r.code, 0, `${host} ${stdin}: ${r.stderr}`);
+        assert.equal(r.stdout.split(' ')[0], digest, `${host}, stdin from a ${stdin}`);
+      }
+      const fifo = await throughFifo(host, 'sha256sum');
+      assert.equal(fifo.code, 0, fifo.stderr);
+      assert.equal(fifo.stdout.split(' ')[0], digest, `${host}, stdin from a pipe`);
+      // The remote command reads 100 bytes and exits 7 while 20 MiB are still coming.
+      const early = await tssh(host, 'head -c 100 > /dev/null; exit 7', 'socket');
+      assert.equal(early.code, 7, early.stderr);
+    }
   });
 
   test('-G prints the resolved configuration', async (t) => {

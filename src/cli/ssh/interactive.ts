@@ -5,7 +5,53 @@
  * rekey, `~#` forwarded connections, `~?` help, `~~` a literal tilde. The terminal is restored
  * on every way out.
  */
+import { fstatSync } from 'node:fs';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import { isatty } from 'node:tty';
 import type { ClientSession } from '../../client-session.js';
+
+/** How much one read of a piped stdin can take (see pumpPipedStdin). */
+const STDIN_READ_SIZE = 256 * 1024;
+
+/** Whether stdin is a pipe or a socket, which net's onread can read. */
+function stdinIsPipe(): boolean {
+  try {
+    const stat = fstatSync(0);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Without a terminal, with a pipe or a socket on stdin (`cmd | tssh host 'cat > f'`): read fd 0
+ * into one buffer of our own (net's onread) and send each read at once as far as the channel's
+ * window allows (ChannelStream.writeNow copies only what has to wait), instead of a fresh 64 KiB
+ * buffer per read through process.stdin. process.stdin is never created on this path: two
+ * handles on fd 0 would compete for it. Returns a function that stops reading.
+ */
+function pumpPipedStdin(session: ClientSession): () => void {
+  // @types/node 20 lists onread for connect() only; Node's Socket constructor takes it as well.
+  const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+    fd: 0,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer: Buffer.allocUnsafeSlow(STDIN_READ_SIZE),
+      callback: (bytes: number, buffer: Uint8Array): boolean => {
+        if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
+        session.once('drain', () => input.resume());
+        return false;
+      },
+    },
+  };
+  const input = new Socket(options);
+  input.once('end', () => session.end());
+  // A read error ends our input as EOF would (ssh does the same); the session carries on.
+  input.on('error', () => session.end());
+  input.resume();
+  return () => input.destroy();
+}
 
 function help(commandLine: boolean): string {
   const lines = [
@@ -39,8 +85,9 @@ export interface AttachOptions {
 
 /** Resolves with the remote exit status (255 when the command gave none, as ssh). */
 export function attachSession(session: ClientSession, options: AttachOptions): Promise<number> {
+  const raw = options.terminal && isatty(0);
+  if (!raw && stdinIsPipe()) return relay(session, pumpPipedStdin(session), () => undefined);
   const stdin = process.stdin;
-  const raw = options.terminal && stdin.isTTY === true;
   const restore = (): void => {
     if (raw && stdin.isTTY) stdin.setRawMode(false);
   };
@@ -50,9 +97,6 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
   }
   const onResize = (): void => session.setWindow(process.stdout.columns ?? 80, process.stdout.rows ?? 24);
   if (raw) process.stdout.on('resize', onResize);
-
-  session.pipe(process.stdout, { end: false });
-  session.stderr.pipe(process.stderr, { end: false });
 
   let atLineStart = true;
   let pendingEscape = false;
@@ -181,6 +225,26 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
   stdin.once('end', () => session.end());
   stdin.resume();
 
+  return relay(
+    session,
+    () => {
+      stdin.off('data', onData);
+      stdin.pause();
+    },
+    () => {
+      process.stdout.off('resize', onResize);
+      restore();
+    },
+  );
+}
+
+/**
+ * Pass the session's output to our stdout and stderr; once the channel is closed and all of it is
+ * delivered, stop reading our input, clean up, and resolve with the exit status (255 without one).
+ */
+function relay(session: ClientSession, stopInput: () => void, cleanUp: () => void): Promise<number> {
+  session.pipe(process.stdout, { end: false });
+  session.stderr.pipe(process.stderr, { end: false });
   const ended = (stream: NodeJS.ReadableStream & { readableEnded: boolean }): Promise<void> =>
     stream.readableEnded ? Promise.resolve() : new Promise<void>((resolve) => stream.once('end', () => resolve()));
   const outputsDone = Promise.all([ended(session), ended(session.stderr)]);
@@ -189,12 +253,9 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
       // Everything the server sent must reach our stdout and stderr before we exit.
       await outputsDone;
       await new Promise<void>((r) => process.stdout.write('', () => r()));
-      stdin.off('data', onData);
-      stdin.pause();
-      process.stdout.off('resize', onResize);
-      restore();
-      const exit = session.exit;
-      resolve(exit?.code ?? 255);
+      stopInput();
+      cleanUp();
+      resolve(session.exit?.code ?? 255);
     });
   });
 }
