@@ -178,6 +178,8 @@ export class ChannelStream extends Duplex {
    * what write() returns: false asks the caller to wait for 'drain'.
    */
   writeNow(chunk: Buffer): boolean {
+    // A closed channel takes nothing, as enqueue() drops writes for it.
+    if (this.destroyed || this.channel.state === 'closed' || this.channel.closeSent) return true;
     let sent = 0;
     // Straight to the channel only when nothing written earlier is still waiting (order).
     if (this.pending.length === 0 && this.writableLength === 0 && !this.writableEnded && !this.destroyed) {

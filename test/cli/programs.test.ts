@@ -148,6 +148,33 @@ describe('tsshd modes', () => {
     assert.equal(result.stdout, 'inetd works\n');
   });
 
+  test('a session\'s output arrives whole and in order through the onread socket, and through a pipe when no socket can be made', async (t) => {
+    if (!havePeers(t, 'ssh', 'ssh-keygen')) return;
+    // 3 MiB on stdout interleaved with stderr, then a status: checked byte for byte.
+    const command = 'i=0; while [ $i -lt 3 ]; do head -c 1048576 /dev/zero | tr "\\0" "$i"; echo "chunk $i" >&2; i=$((i+1)); done; exit 5';
+    const expected = ['0', '1', '2'].map((digit) => digit.repeat(1048576)).join('');
+    for (const tmp of [undefined, '/nonexistent/tsshd-tmp']) {
+      // TMPDIR is where tsshd makes its private socket folder; one that cannot exist forces the pipe.
+      const saved = process.env.TMPDIR;
+      if (tmp) process.env.TMPDIR = tmp;
+      let tsshd: Tsshd;
+      try {
+        tsshd = await startTsshd(lab, []);
+      } finally {
+        if (saved === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = saved;
+      }
+      try {
+        const result = await lab.runSsh(['127.0.0.1', command], { port: tsshd.port });
+        assert.equal(result.code, 5, `${tmp ?? 'socket'}: ${result.stderr}`);
+        assert.ok(result.stdout === expected, `${tmp ?? 'socket'}: stdout intact (${result.stdout.length} bytes)`);
+        assert.match(result.stderr, /chunk 0\nchunk 1\nchunk 2\n/);
+      } finally {
+        await tsshd.stop();
+      }
+    }
+  });
+
   test('SIGHUP re-reads the configuration for new connections', async (t) => {
     if (!havePeers(t, 'ssh', 'ssh-keygen')) return;
     const tsshd = await startTsshd(lab, []);

@@ -293,7 +293,7 @@ function serveSessions(connection: ServerConnection, user: SystemUser, settings:
       // whatever the client asked to run and whether or not it has a pty, as in sshd.
       if (command !== undefined && isInternalSftp(command)) return startInternalSftp(session, env, command, options.log);
       if (session.pty && nodePty) runWithPty(session, env, command, nodePty);
-      else runWithoutPty(session, env, command);
+      else void runWithoutPty(session, env, command);
     };
     session.on('exec', (request) => {
       request.accept();

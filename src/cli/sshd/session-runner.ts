@@ -4,12 +4,17 @@
  * authenticated user when we run as root; output flows back with back-pressure, and the exit
  * status or signal goes back to the client.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
 import type { SystemUser } from './users.js';
 import { chrootCommand, splitForRoot } from './chroot.js';
+import { outputPair } from './output-pair.js';
+
+/** How much one read of a session's stdout can take (see output-pair.ts). */
+const OUTPUT_READ_SIZE = 128 * 1024;
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
@@ -70,7 +75,36 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
  * Start a process for `command` (undefined: an interactive shell) without a terminal, wired to
  * the session's streams. Resolves once the process has exited and its output is delivered.
  */
-export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
+export async function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): Promise<ChildProcess | undefined> {
+  // stdout through a socket we read with onread (output-pair.ts); an ordinary pipe if none.
+  let reader: Socket | undefined;
+  const pair = await outputPair({
+    buffer: Buffer.allocUnsafeSlow(OUTPUT_READ_SIZE),
+    callback: (bytes: number, buffer: Uint8Array): boolean => {
+      if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
+      session.once('drain', () => reader?.resume());
+      return false;
+    },
+  });
+  if (session.channelClosed) {
+    pair?.reader.destroy();
+    pair?.writer.destroy();
+    return undefined;
+  }
+  reader = pair?.reader;
+  const stdio: StdioOptions = pair ? ['pipe', pair.writer, 'pipe'] : 'pipe';
+  const child = startChild(session, context, command, stdio);
+  // The child holds its own copy of the socket: ours must go, or the reader never sees EOF.
+  pair?.writer.destroy();
+  if (!child) {
+    reader?.destroy();
+    return undefined;
+  }
+  wireChild(session, child, reader);
+  return child;
+}
+
+function startChild(session: ServerSession, context: SessionContext, command: string | undefined, stdio: StdioOptions): ChildProcess | undefined {
   const { file, args, argv0 } = shellCommand(context.user, command);
   const env = sessionEnvironment(context, session.env.TERM, undefined);
   const cwd = existsSync(context.user.home) ? context.user.home : '/';
@@ -84,7 +118,7 @@ export function runWithoutPty(session: ServerSession, context: SessionContext, c
       session.exit(1);
       return undefined;
     }
-    child = spawn(command.file, command.args, { cwd: '/', env: command.env, stdio: 'pipe' });
+    child = spawn(command.file, command.args, { cwd: '/', env: command.env, stdio });
   } else if (context.switchUser && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
     // It runs as root: variables that would steer it reach the shell only through env(1), after
@@ -94,22 +128,22 @@ export function runWithoutPty(session: ServerSession, context: SessionContext, c
     child = spawn(
       SETPRIV,
       [`--reuid=${context.user.uid}`, `--regid=${context.user.gid}`, '--init-groups', '--', ...viaEnv, file, ...args],
-      { cwd, env: safe, stdio: 'pipe', argv0: 'setpriv' },
+      { cwd, env: safe, stdio, argv0: 'setpriv' },
     );
   } else {
     child = spawn(file, args, {
       cwd,
       env,
-      stdio: 'pipe',
+      stdio,
       argv0,
       ...(context.switchUser ? { uid: context.user.uid, gid: context.user.gid } : {}),
     });
   }
-  wireChild(session, child);
   return child;
 }
 
-function wireChild(session: ServerSession, child: ChildProcess): void {
+/** `stdout`: the reading end of the child's stdout socket, or undefined when it is a pipe. */
+function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket | undefined): void {
   let outputsOpen = 2;
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const finish = (): void => {
@@ -117,12 +151,24 @@ function wireChild(session: ServerSession, child: ChildProcess): void {
     if (exit.signal) session.exitSignal(exit.signal.replace(/^SIG/, ''));
     else session.exit(exit.code ?? 255);
   };
-  child.stdout!.pipe(session, { end: false });
-  child.stderr!.pipe(session.stderr, { end: false });
-  child.stdout!.once('end', () => {
+  const stdoutEnded = (): void => {
     outputsOpen--;
     finish();
-  });
+  };
+  if (stdout) {
+    // Reads go to the session through the onread callback; flowing mode, so that 'end' comes.
+    stdout.once('end', stdoutEnded);
+    stdout.on('error', () => stdout.destroy());
+    stdout.once('close', () => {
+      if (!stdout.readableEnded) stdoutEnded();
+    });
+    stdout.resume();
+    session.once('channel-close', () => stdout.destroy());
+  } else {
+    child.stdout!.pipe(session, { end: false });
+    child.stdout!.once('end', stdoutEnded);
+  }
+  child.stderr!.pipe(session.stderr, { end: false });
   child.stderr!.once('end', () => {
     outputsOpen--;
     finish();
