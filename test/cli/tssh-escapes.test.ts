@@ -167,21 +167,7 @@ async function refused(port: number): Promise<boolean> {
 }
 
 function tsshArgs(lab: OpenSshFixture, port: number, extra: readonly string[]): string {
-  return [
-    process.execPath, TSSH,
-    '-F', '/dev/null',
-    '-o', `UserKnownHostsFile=${lab.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=accept-new',
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'IdentityAgent=none',
-    '-i', lab.userKey.privateKey,
-    '-p', String(port),
-    '-l', lab.user,
-    ...extra,
-    '-tt', '127.0.0.1',
-  ].map(shellQuote).join(' ');
+  return [process.execPath, TSSH, ...lab.clientOptions(port), '-l', lab.user, ...extra, '-tt', '127.0.0.1'].map(shellQuote).join(' ');
 }
 
 async function startClient(lab: OpenSshFixture, tmux: Tmux, port: number, extra: readonly string[]): Promise<void> {

@@ -24,26 +24,12 @@ import { checkChrootDirectory, expandChrootDirectory } from '../../src/cli/sshd/
 
 const JAIL_BASES = ['/srv', '/var/lib', '/opt'];
 
-function clientOptions(lab: OpenSshFixture, portFlag: '-p' | '-P', port: number): string[] {
-  return [
-    '-F', '/dev/null',
-    '-o', `UserKnownHostsFile=${lab.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=accept-new',
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentityAgent=none',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'LogLevel=ERROR',
-    '-i', lab.userKey.privateKey,
-    portFlag, String(port),
-  ];
-}
 
 let batches = 0;
 async function sftpBatch(lab: OpenSshFixture, port: number, user: string, commands: readonly string[]): Promise<RunResult> {
   const batch = lab.path(`chroot-batch.${++batches}`);
   writeFileSync(batch, `${commands.join('\n')}\n`);
-  return run(join(dirname(peerPath('ssh')), 'sftp'), [...clientOptions(lab, '-P', port), '-b', batch, `${user}@127.0.0.1`], { timeoutMs: 60_000 });
+  return run(join(dirname(peerPath('ssh')), 'sftp'), [...lab.clientOptions(port, { portFlag: '-P', quiet: true }), '-b', batch, `${user}@127.0.0.1`], { timeoutMs: 60_000 });
 }
 
 /** Copies a program and the libraries ldd lists into the jail, at the same paths. */
@@ -186,7 +172,7 @@ describe('tsshd ChrootDirectory (as root)', () => {
     const tsshd = await startTsshd(lab!, ['LogLevel VERBOSE', 'PermitUserEnvironment yes'], [], [`Match User ${user!.name}`, `  ChrootDirectory ${base}/%u`]);
     try {
       const command = 'pwd; echo "U=$UID H=$HOME W=$WHERE"; echo /*; read -r line < /etc/jail-marker; echo "M=$line"; [ -e /etc/passwd ] && echo leak || echo no-passwd';
-      const r = await run(peerPath('ssh'), [...clientOptions(lab!, '-p', tsshd.port), '-l', user!.name, '127.0.0.1', command], { timeoutMs: 30_000 });
+      const r = await run(peerPath('ssh'), [...lab!.clientOptions(tsshd.port, { quiet: true }), '-l', user!.name, '127.0.0.1', command], { timeoutMs: 30_000 });
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}\n${tsshd.log()}`);
       const lines = r.stdout.trim().split('\n');
       assert.equal(lines[0], account!.home);

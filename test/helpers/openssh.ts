@@ -456,6 +456,26 @@ export class OpenSshFixture {
    * no agent, BatchMode. `args` follow the options: the destination and an optional command, e.g.
    * ['127.0.0.1', 'echo hello'] (with proxyCommand any host name will do).
    */
+  /**
+   * The options ssh, sftp, scp and tssh need to reach a server with this fixture's key and
+   * known_hosts only, never prompting: `-P` for sftp and scp, `-p` for the others. `quiet` adds
+   * LogLevel=ERROR (no "Permanently added" warnings).
+   */
+  clientOptions(port: number, options: { portFlag?: '-p' | '-P'; quiet?: boolean } = {}): string[] {
+    return [
+      '-F', '/dev/null',
+      '-o', `UserKnownHostsFile=${this.knownHosts}`,
+      '-o', 'GlobalKnownHostsFile=/dev/null',
+      '-o', 'StrictHostKeyChecking=accept-new',
+      '-o', 'BatchMode=yes',
+      '-o', 'IdentityAgent=none',
+      '-o', 'IdentitiesOnly=yes',
+      ...(options.quiet ? ['-o', 'LogLevel=ERROR'] : []),
+      '-i', this.userKey.privateKey,
+      options.portFlag ?? '-p', String(port),
+    ];
+  }
+
   async runSsh(args: readonly string[], options: RunSshOptions = {}): Promise<SshResult> {
     const identity = options.identity === undefined ? this.userKey.privateKey : options.identity;
     const o = (value: string): string[] => ['-o', value];

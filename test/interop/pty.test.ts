@@ -118,21 +118,6 @@ async function haveNodePty(t: TestContext): Promise<boolean> {
   return false;
 }
 
-/** Client options shared by ssh and tssh: the fixture's key and known_hosts only, never a prompt. */
-function clientOptions(lab: OpenSshFixture, port: number): string[] {
-  return [
-    '-F', '/dev/null',
-    '-o', `UserKnownHostsFile=${lab.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=accept-new',
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'IdentityAgent=none',
-    '-i', lab.userKey.privateKey,
-    '-p', String(port),
-    '-l', lab.user,
-  ];
-}
 
 interface FlowOptions {
   /** The client's argv, to run as `argv -tt 127.0.0.1` inside tmux. */
@@ -155,7 +140,7 @@ async function interactiveFlow(lab: OpenSshFixture, port: number, options: FlowO
   const tmux = new Tmux(lab.dir);
   const script = lab.path(`client-${port}.sh`);
   // `stty kill ^X` on the client's terminal: a mode that differs from every default, to see it arrive.
-  const command = [...options.client, ...clientOptions(lab, port), '-tt', '127.0.0.1'].map(shellQuote).join(' ');
+  const command = [...options.client, ...lab.clientOptions(port), '-l', lab.user, '-tt', '127.0.0.1'].map(shellQuote).join(' ');
   writeFileSync(script, `#!/bin/sh\nstty kill '^X'\nTERM=xterm-256color ${command}\necho EXIT=$?\n`);
   chmodSync(script, 0o755);
   try {
@@ -238,7 +223,7 @@ describe('PTY sessions', () => {
       t.after(() => tsshd.stop());
       const chars = Math.ceil(size / 3) * 4;
       const expectedLines = Math.ceil(chars / 100);
-      const args = [...clientOptions(lab, tsshd.port), '-o', 'LogLevel=ERROR', '-tt', '127.0.0.1', `head -c ${size} /dev/zero | base64 -w 100; exit 7`];
+      const args = [...lab.clientOptions(tsshd.port), '-l', lab.user, '-o', 'LogLevel=ERROR', '-tt', '127.0.0.1', `head -c ${size} /dev/zero | base64 -w 100; exit 7`];
       const child = spawn(peerPath('ssh'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
       t.after(() => {
         if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
@@ -340,7 +325,7 @@ describe('PTY sessions', () => {
     // ssh in a terminal with no command asks for a pty (RequestTTY auto) and carries on without one.
     const tmux = new Tmux(lab.dir);
     const script = lab.path('client-nopty.sh');
-    const command = [peerPath('ssh'), ...clientOptions(lab, tsshd.port), '127.0.0.1'].map(shellQuote).join(' ');
+    const command = [peerPath('ssh'), ...lab.clientOptions(tsshd.port), '-l', lab.user, '127.0.0.1'].map(shellQuote).join(' ');
     writeFileSync(script, `#!/bin/sh\n${command}\necho EXIT=$?\n`);
     chmodSync(script, 0o755);
     try {

@@ -59,20 +59,6 @@ function sibling(program: 'sftp' | 'scp'): string {
   return join(dirname(peerPath('ssh')), program);
 }
 
-function clientOptions(lab: OpenSshFixture, port: number): string[] {
-  return [
-    '-F', '/dev/null',
-    '-o', `UserKnownHostsFile=${lab.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=accept-new',
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentityAgent=none',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'LogLevel=ERROR',
-    '-i', lab.userKey.privateKey,
-    '-P', String(port),
-  ];
-}
 
 let batchCount = 0;
 
@@ -80,11 +66,11 @@ let batchCount = 0;
 async function sftpBatch(lab: OpenSshFixture, port: number, user: string, commands: readonly string[], timeoutMs = 120_000): Promise<RunResult> {
   const batch = lab.path(`sftp-batch.${++batchCount}`);
   writeFileSync(batch, `${commands.join('\n')}\n`);
-  return run(sibling('sftp'), [...clientOptions(lab, port), '-b', batch, `${user}@127.0.0.1`], { timeoutMs });
+  return run(sibling('sftp'), [...lab.clientOptions(port, { portFlag: '-P', quiet: true }), '-b', batch, `${user}@127.0.0.1`], { timeoutMs });
 }
 
 function scp(lab: OpenSshFixture, port: number, from: string, to: string): Promise<RunResult> {
-  return run(sibling('scp'), [...clientOptions(lab, port), from, to], { timeoutMs: 120_000 });
+  return run(sibling('scp'), [...lab.clientOptions(port, { portFlag: '-P', quiet: true }), from, to], { timeoutMs: 120_000 });
 }
 
 describe('tsshd internal-sftp with OpenSSH sftp and scp', () => {
