@@ -12,6 +12,7 @@ import type { MethodPolicy } from './auth/policy.js';
 import type { SshPrivateKey } from './algorithms/types.js';
 import type { KexInfo } from './transport/transport.js';
 import { resolveAlgorithms, IDENTIFICATION, debugFromEnvironment, type AlgorithmSettings } from './client.js';
+import { adoptAcceptedSocket } from './transport-io.js';
 import { ChannelOpenFailure, type ChannelOpenFailureCode } from './connection/messages.js';
 import type { MuxChannel, OpenDecision } from './connection/mux.js';
 import { ServerSession } from './server-session.js';
@@ -370,7 +371,10 @@ export class SshServer extends EventEmitter<SshServerEvents> {
   /** Listen on host:port (port 0 picks a free one); resolves with the bound address. */
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      const server = netCreateServer((socket: Socket) => {
+      // Paused, so that adoptAcceptedSocket can move each connection to reads into a shared
+      // buffer before the first byte is read.
+      const server = netCreateServer({ pauseOnConnect: true }, (accepted: Socket) => {
+        const socket = adoptAcceptedSocket(accepted);
         socket.setNoDelay(true);
         socket.on('error', () => {}); // the connection reports it; one bad socket never hurts the server
         this.handle(socket, socket.remoteAddress, socket.remotePort);
@@ -391,9 +395,13 @@ export class SshServer extends EventEmitter<SshServerEvents> {
 
   /** Stop listening and disconnect every client; resolves when all are closed. */
   async close(): Promise<void> {
-    const closing = this.netServer ? new Promise<void>((resolve) => this.netServer!.close(() => resolve())) : Promise.resolve();
-    for (const connection of this.connections) connection.end();
-    await closing;
+    // net.Server#close waits only for the listener: adopted sockets are not in its count.
+    const closing = [this.netServer ? new Promise<void>((resolve) => this.netServer!.close(() => resolve())) : Promise.resolve()];
+    for (const connection of this.connections) {
+      closing.push(new Promise<void>((resolve) => connection.once('close', () => resolve())));
+      connection.end();
+    }
+    await Promise.all(closing);
     this.emit('close');
   }
 }
