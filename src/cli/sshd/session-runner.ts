@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
@@ -142,6 +143,54 @@ function startChild(session: ServerSession, context: SessionContext, command: st
   return child;
 }
 
+/**
+ * Bytes of the session's input that may wait for the child to read before the session is paused
+ * (and so the client's window stops being refilled).
+ */
+const STDIN_QUEUE_LIMIT = 256 * 1024;
+
+/**
+ * Copy the session's input to the child's stdin. Instead of pipe(): the writes of one turn of the
+ * event loop go out in one writev (a read of the SSH socket opens several packets at once), and
+ * pipe() would pause after each 32 KiB packet, since the child's stdin buffers only 16 KiB before
+ * write() returns false. Input that arrives after the child closed its stdin is discarded, so the
+ * client is never left waiting for window space.
+ */
+function feedStdin(session: ServerSession, stdin: Writable): void {
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    stdin.uncork();
+  };
+  let waiting = false;
+  const resume = (): void => {
+    if (!waiting) return;
+    waiting = false;
+    stdin.off('drain', resume);
+    stdin.off('close', resume);
+    session.resume();
+  };
+  stdin.on('error', () => {}); // the process may exit without reading its input
+  session.on('data', (chunk: Buffer) => {
+    if (stdin.destroyed || stdin.writableEnded) return;
+    if (!corked) {
+      corked = true;
+      stdin.cork();
+      process.nextTick(uncork);
+    }
+    stdin.write(chunk);
+    if (!waiting && stdin.writableLength >= STDIN_QUEUE_LIMIT) {
+      waiting = true;
+      session.pause();
+      stdin.on('drain', resume);
+      stdin.on('close', resume);
+    }
+  });
+  session.once('end', () => {
+    if (!stdin.destroyed) stdin.end();
+  });
+}
+
 /** `stdout`: the reading end of the child's stdout socket, or undefined when it is a pipe. */
 function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket | undefined): void {
   let outputsOpen = 2;
@@ -173,8 +222,7 @@ function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket |
     outputsOpen--;
     finish();
   });
-  session.pipe(child.stdin!);
-  child.stdin!.on('error', () => {}); // the process may exit without reading its input
+  feedStdin(session, child.stdin!);
   child.once('error', (error) => {
     session.stderr.write(`${error.message}\n`);
     exit = { code: 127, signal: null };
