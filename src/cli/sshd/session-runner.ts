@@ -15,7 +15,7 @@ import { chrootCommand, splitForRoot } from './chroot.js';
 import { outputPair } from './output-pair.js';
 
 /** How much one read of a session's stdout can take (see output-pair.ts). */
-const OUTPUT_READ_SIZE = 128 * 1024;
+const OUTPUT_READ_SIZE = 256 * 1024;
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
