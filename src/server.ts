@@ -10,7 +10,7 @@ import { Endpoint } from './endpoint.js';
 import { AuthServer, type AuthLogEvent, type ServerAuthHooks } from './auth/server.js';
 import type { MethodPolicy } from './auth/policy.js';
 import type { SshPrivateKey } from './algorithms/types.js';
-import type { KexInfo } from './transport/transport.js';
+import type { KexInfo, TransportOptions } from './transport/transport.js';
 import { resolveAlgorithms, IDENTIFICATION, debugFromEnvironment, type AlgorithmSettings } from './client.js';
 import { ChannelOpenFailure, type ChannelOpenFailureCode } from './connection/messages.js';
 import type { MuxChannel, OpenDecision } from './connection/mux.js';
@@ -71,6 +71,31 @@ export interface ServerConnectionEvents {
   close: [error: SshError | undefined];
 }
 
+/**
+ * The transport options of every connection a ServerOptions serves: made once and shared, since
+ * they only depend on the options (a server with 1,000 connections holds one copy, not 1,000).
+ */
+const transportOptions = new WeakMap<ServerOptions, TransportOptions>();
+
+function transportOptionsFor(options: ServerOptions): TransportOptions {
+  let shared = transportOptions.get(options);
+  if (!shared) {
+    shared = Object.freeze({
+      role: 'server',
+      algorithms: resolveAlgorithms(options.algorithms),
+      identification: IDENTIFICATION,
+      hostKeys: options.hostKeys,
+      rekeyBytes: options.rekeyBytes,
+      rekeyIntervalMs: options.rekeyIntervalMs,
+      services: SERVICES,
+    });
+    transportOptions.set(options, shared);
+  }
+  return shared;
+}
+
+const SERVICES = ['ssh-userauth'] as const;
+
 /** One client connection on the server. */
 export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
   readonly endpoint: Endpoint;
@@ -91,15 +116,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
     this.hostKeys = options.hostKeys;
     this.endpoint = new Endpoint(
       stream,
-      {
-        role: 'server',
-        algorithms: resolveAlgorithms(options.algorithms),
-        identification: IDENTIFICATION,
-        hostKeys: options.hostKeys,
-        rekeyBytes: options.rekeyBytes,
-        rekeyIntervalMs: options.rekeyIntervalMs,
-        services: ['ssh-userauth'],
-      },
+      transportOptionsFor(options),
       {
         authMessage: (payload) => {
           // RFC 4252 §5.1: requests after USERAUTH_SUCCESS are ignored (the AuthServer is gone by then).
@@ -128,6 +145,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
               success: (user, methods) => {
                 transport.setAuthenticated();
                 clearTimeout(this.graceTimer);
+                this.graceTimer = undefined;
                 this.user = user;
                 // Nothing of the exchange is needed any more: let it (and the keys it parsed) go.
                 this.auth = undefined;
@@ -145,14 +163,12 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
           clearTimeout(this.graceTimer);
           this.emit('close', error);
         },
-        muxHandler: () => ({
-          openRequested: (request, channel) => this.openRequested(request.type, request.data, channel),
-          globalRequest: (name, _wantReply, data) => this.globalRequest(name, data),
-        }),
+        rekey: (info) => this.emit('rekey', info),
+        openRequested: (request, channel) => this.openRequested(request.type, request.data, channel),
+        globalRequest: (name, _wantReply, data) => this.globalRequest(name, data),
         debug: options.debug ? (line) => options.debug!(line, this) : debugFromEnvironment('server'),
       },
     );
-    this.endpoint.on('rekey', (info: KexInfo) => this.emit('rekey', info));
     const grace = options.loginGraceTime ?? 120_000;
     if (grace > 0) {
       this.graceTimer = setTimeout(() => {
