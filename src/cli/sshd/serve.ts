@@ -117,15 +117,16 @@ export function createTsshdServer(options: ServeOptions): SshServer {
       connection.drop();
       return;
     }
+    // One listener per event and connection: an idle connection keeps every listener (and the
+    // context it closes over) for as long as it lives.
     unauthenticated++;
     let counted = true;
     const uncount = (): void => {
       if (counted) unauthenticated--;
       counted = false;
     };
-    connection.once('authenticated', uncount);
-    connection.once('close', uncount);
     connection.on('close', (error) => {
+      uncount();
       const who = connection.user ? `user ${connection.user} ` : '';
       const where = `${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}`;
       if (error && error.code !== 'ERR_SSH_DISCONNECTED' && error.code !== 'ERR_SSH_CONNECTION_LOST') {
@@ -134,7 +135,8 @@ export function createTsshdServer(options: ServeOptions): SshServer {
         log.info(`Disconnected from ${who}${where}`);
       }
     });
-    connection.on('authenticated', (userName) => {
+    connection.once('authenticated', (userName) => {
+      uncount();
       const state = states.get(connection);
       const user = state?.user;
       if (!user) {
@@ -358,7 +360,19 @@ function serveForwarding(connection: ServerConnection, settings: SshdSettings, s
 
 /** ssh -R: listen where the client asks (GatewayPorts decides the address) and forward to it. */
 function serveRemoteForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger, chroot: string | undefined): void {
-  const listeners = new Map<string, NetServer>();
+  // The forwards' listeners, by "address:port" (TCP) and by path (Unix sockets), closed with the
+  // connection. Made at the first forward: most connections never ask for one.
+  let forwards: { readonly tcp: Map<string, NetServer>; readonly unix: Map<string, NetServer> } | undefined;
+  const forwardListeners = (): NonNullable<typeof forwards> => {
+    if (!forwards) {
+      const made = (forwards = { tcp: new Map(), unix: new Map() });
+      connection.once('close', () => {
+        for (const listener of made.tcp.values()) listener.close();
+        for (const listener of made.unix.values()) listener.close();
+      });
+    }
+    return forwards;
+  };
   connection.on('tcpip-forward', (request, accept, reject) => {
     const allowed =
       !settings.disableForwarding &&
@@ -385,20 +399,19 @@ function serveRemoteForwarding(connection: ServerConnection, settings: SshdSetti
     listener.once('error', () => reject());
     listener.listen(request.port, host, () => {
       const bound = (listener.address() as AddressInfo).port;
-      listeners.set(`${request.address}:${bound}`, listener);
+      forwardListeners().tcp.set(`${request.address}:${bound}`, listener);
       log.verbose(`remote forward listening on ${host} port ${bound} for ${connection.user ?? ''}`);
       accept(bound);
     });
   });
   connection.on('cancel-tcpip-forward', (request, done) => {
-    const listener = listeners.get(`${request.address}:${request.port}`);
+    const listener = forwards?.tcp.get(`${request.address}:${request.port}`);
     if (!listener) return done(false);
-    listeners.delete(`${request.address}:${request.port}`);
+    forwards!.tcp.delete(`${request.address}:${request.port}`);
     listener.close();
     done(true);
   });
   // Unix sockets (streamlocal-forward@openssh.com) under AllowStreamLocalForwarding.
-  const socketListeners = new Map<string, NetServer>();
   connection.on('streamlocal-forward', (request, accept, reject) => {
     const allowed =
       chroot === undefined &&
@@ -420,22 +433,18 @@ function serveRemoteForwarding(connection: ServerConnection, settings: SshdSetti
     });
     listener.once('error', () => reject());
     listener.listen(request.path, () => {
-      socketListeners.set(request.path, listener);
+      forwardListeners().unix.set(request.path, listener);
       // The socket belongs to the user who asked for it (sshd creates it as that user).
       if (state.user && state.user.uid !== process.getuid?.()) void chown(request.path, state.user.uid, state.user.gid).catch(() => {});
       accept();
     });
   });
   connection.on('cancel-streamlocal-forward', (request, done) => {
-    const listener = socketListeners.get(request.path);
+    const listener = forwards?.unix.get(request.path);
     if (!listener) return done(false);
-    socketListeners.delete(request.path);
+    forwards!.unix.delete(request.path);
     listener.close();
     done(true);
-  });
-  connection.on('close', () => {
-    for (const listener of listeners.values()) listener.close();
-    for (const listener of socketListeners.values()) listener.close();
   });
 }
 
