@@ -121,12 +121,16 @@ const MAX_PACKETS_PER_KEY = 2 ** 31;
 
 type Phase = 'identification' | 'kex' | 'open' | 'closed';
 
+/** The peer's extensions before (or without) an EXT_INFO: one empty map shared by every transport. */
+const NO_EXTENSIONS: ReadonlyMap<string, Buffer> = new Map();
+
 export class Transport {
   readonly role: Role;
   private readonly options: TransportOptions;
   private readonly handler: TransportHandler;
   private phase: Phase = 'identification';
-  private readonly identificationReader: IdentificationReader;
+  /** Reads the peer's identification line; dropped once it has been read. */
+  private identificationReader: IdentificationReader | undefined;
   private peerIdentification: Identification | undefined;
 
   private readonly encoder = new PacketEncoder(noneCipher.createSealer(Buffer.alloc(0), Buffer.alloc(0)));
@@ -153,10 +157,12 @@ export class Transport {
   sessionId: Buffer | undefined;
   /** The server's host key as proved in the first key exchange (ours, on the server). */
   serverHostKey: SshPublicKey | undefined;
-  /** RFC 8308 extensions the peer announced. */
-  readonly peerExtensions = new Map<string, Buffer>();
+  /** RFC 8308 extensions the peer announced; made at its first EXT_INFO (a client sends none). */
+  private extensions: Map<string, Buffer> | undefined;
   private authenticated = false;
-  private delayedCompression = { outgoing: false, incoming: false };
+  /** zlib@openssh.com was negotiated for this direction: compression starts at authentication. */
+  private delayedCompressionOut = false;
+  private delayedCompressionIn = false;
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
   private receivedSequence = 0;
@@ -210,6 +216,11 @@ export class Transport {
     return this.peerIdentification;
   }
 
+  /** RFC 8308 extensions the peer announced. */
+  get peerExtensions(): ReadonlyMap<string, Buffer> {
+    return this.extensions ?? NO_EXTENSIONS;
+  }
+
   /**
    * Feed bytes received from the peer. `transient`: the chunk's memory is reused once this
    * returns (a socket reading into one buffer), so whatever is not consumed now is copied.
@@ -218,11 +229,13 @@ export class Transport {
     if (this.phase === 'closed') return;
     try {
       if (this.phase === 'identification') {
-        const done = this.identificationReader.push(transient ? Buffer.from(chunk) : chunk);
+        const reader = this.identificationReader!;
+        const done = reader.push(transient ? Buffer.from(chunk) : chunk);
         if (!done) return;
+        this.identificationReader = undefined;
         this.peerIdentification = done.identification;
         this.debug(`remote software version ${done.identification.softwareVersion}`);
-        this.handler.identification?.(done.identification, this.identificationReader.preamble);
+        this.handler.identification?.(done.identification, reader.preamble);
         this.phase = 'kex';
         chunk = done.rest;
       }
@@ -654,7 +667,7 @@ export class Transport {
     this.debug('SSH2_MSG_NEWKEYS sent');
     this.encoder.setSealer(keys.outgoing.sealer, this.strictKex);
     this.compressor = keys.outgoing.compression.delayed && !this.authenticated ? undefined : keys.outgoing.compression.createCompressor();
-    this.delayedCompression.outgoing = keys.outgoing.compression.delayed;
+    this.delayedCompressionOut = keys.outgoing.compression.delayed;
     this.newKeysSent = true;
     if (this.kexCount === 0 && this.role === 'server' && this.peerWantsExtInfo) this.sendExtInfo();
     if (this.newKeysReceived) this.finishKex();
@@ -667,7 +680,7 @@ export class Transport {
     this.decoder.setOpener(keys.incoming.opener, this.strictKex);
     this.decompressor =
       keys.incoming.compression.delayed && !this.authenticated ? undefined : keys.incoming.compression.createDecompressor();
-    this.delayedCompression.incoming = keys.incoming.compression.delayed;
+    this.delayedCompressionIn = keys.incoming.compression.delayed;
     this.newKeysReceived = true;
     if (this.newKeysSent) this.finishKex();
   }
@@ -740,10 +753,11 @@ export class Transport {
     const reader = new Reader(extensions, 0, extensions.length, 'SSH_MSG_EXT_INFO');
     // Each pair takes at least 8 bytes, so a count beyond that is a lie: check before looping.
     if (count > extensions.length / 8) throw new ProtocolError(`SSH_MSG_EXT_INFO claims ${count} extensions in ${extensions.length} bytes`);
+    const announced = (this.extensions ??= new Map());
     for (let i = 0; i < count; i++) {
       const name = reader.string().toString('latin1');
       const value = Buffer.from(reader.string());
-      this.peerExtensions.set(name, value);
+      announced.set(name, value);
       this.debug(`kex_input_ext_info: ${name}=<${value.toString('latin1').slice(0, 200)}>`);
     }
     reader.done();
@@ -784,8 +798,8 @@ export class Transport {
     if (!algorithms) return;
     const out = compressionAlgorithms.all.get(this.role === 'client' ? algorithms.compressionClientToServer : algorithms.compressionServerToClient)!;
     const inc = compressionAlgorithms.all.get(this.role === 'client' ? algorithms.compressionServerToClient : algorithms.compressionClientToServer)!;
-    if (this.delayedCompression.outgoing && out.delayed && !this.compressor) this.compressor = out.createCompressor();
-    if (this.delayedCompression.incoming && inc.delayed && !this.decompressor) this.decompressor = inc.createDecompressor();
+    if (this.delayedCompressionOut && out.delayed && !this.compressor) this.compressor = out.createCompressor();
+    if (this.delayedCompressionIn && inc.delayed && !this.decompressor) this.decompressor = inc.createDecompressor();
   }
 
   private sendDisconnect(reason: number, description: string): void {
