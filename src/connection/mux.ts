@@ -119,6 +119,8 @@ interface ChannelOpener {
  */
 const SETTLED: Promise<void> = Promise.resolve();
 
+const NO_CHANNELS: ReadonlyMap<number, MuxChannel> = new Map();
+
 export class MuxChannel {
   state: ChannelState = 'opening';
   remoteId = -1;
@@ -220,8 +222,11 @@ export class MuxChannel {
 }
 
 export class ChannelMux {
-  /** Every channel with an id, including those being opened (MuxChannel.opener). */
-  private readonly channels = new Map<number, MuxChannel>();
+  /**
+   * Every channel with an id, including those being opened (MuxChannel.opener). Made with the
+   * first channel and let go with the last: an idle connection has none.
+   */
+  private channelMap: Map<number, MuxChannel> | undefined;
   private readonly freeIds: number[] = [];
   private nextId = 0;
   private readonly pendingGlobal: ((reply: Buffer | false) => void)[] = [];
@@ -242,6 +247,10 @@ export class ChannelMux {
 
   get channelCount(): number {
     return this.channels.size;
+  }
+
+  private get channels(): ReadonlyMap<number, MuxChannel> {
+    return this.channelMap ?? NO_CHANNELS;
   }
 
   send(payload: Buffer): void {
@@ -309,7 +318,7 @@ export class ChannelMux {
       for (const resolve of channel.pendingReplies.splice(0)) resolve(false);
       channel.events?.onClose(error);
     }
-    this.channels.clear();
+    this.channelMap = undefined;
   }
 
   /** A connection-layer message (80-127) from the transport. */
@@ -378,8 +387,7 @@ export class ChannelMux {
   maybeFree(channel: MuxChannel): void {
     if (!channel.closeSent || !channel.closeReceived || channel.state === 'closed') return;
     channel.state = 'closed';
-    this.channels.delete(channel.localId);
-    this.freeIds.push(channel.localId);
+    this.release(channel);
     for (const resolve of channel.pendingReplies.splice(0)) resolve(false);
     channel.events?.onClose();
   }
@@ -388,8 +396,15 @@ export class ChannelMux {
     if (this.channels.size >= this.maxChannels) return undefined;
     const id = this.freeIds.length > 0 ? this.freeIds.shift()! : this.nextId++;
     const channel = new MuxChannel(this, id, type, window, maxPacket);
-    this.channels.set(id, channel);
+    (this.channelMap ??= new Map()).set(id, channel);
     return channel;
+  }
+
+  /** The channel's id may be given out again. */
+  private release(channel: MuxChannel): void {
+    this.channelMap?.delete(channel.localId);
+    if (this.channelMap?.size === 0) this.channelMap = undefined;
+    this.freeIds.push(channel.localId);
   }
 
   /**
@@ -418,8 +433,7 @@ export class ChannelMux {
     const decide = (decision: OpenDecision): void => {
       if (this.closed) return;
       if ('reason' in decision) {
-        this.channels.delete(channel.localId);
-        this.freeIds.push(channel.localId);
+        this.release(channel);
         channel.state = 'closed';
         return reject(decision.reason, decision.description);
       }
@@ -477,8 +491,7 @@ export class ChannelMux {
       throw new ProtocolError(`CHANNEL_OPEN_FAILURE for channel ${message.recipientChannel}, which is not being opened`);
     }
     channel.opener = undefined;
-    this.channels.delete(channel.localId);
-    this.freeIds.push(channel.localId);
+    this.release(channel);
     channel.state = 'closed';
     pending.reject(new ChannelOpenError(channel.type, message.reason, message.description.replace(/[\u0000-\u001f\u007f]/g, '?')));
   }
