@@ -39,7 +39,7 @@ import {
 } from '../wire/messages.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
-import { IdentificationReader, type Identification } from './identification.js';
+import { IdentificationReader, parseIdentificationLine, type Identification } from './identification.js';
 import { MAX_PACKET_LENGTH, PacketDecoder, PacketEncoder } from './packet.js';
 import {
   EXT_INFO_CLIENT,
@@ -131,7 +131,8 @@ export class Transport {
   private phase: Phase = 'identification';
   /** Reads the peer's identification line; dropped once it has been read. */
   private identificationReader: IdentificationReader | undefined;
-  private peerIdentification: Identification | undefined;
+  /** The peer's identification line (V_C or V_S), kept for the exchange hash of every rekey. */
+  private peerLine: string | undefined;
 
   private readonly encoder = new PacketEncoder(noneCipher.createSealer(Buffer.alloc(0), Buffer.alloc(0)));
   private readonly decoder = new PacketDecoder(noneCipher.createOpener(Buffer.alloc(0), Buffer.alloc(0)));
@@ -148,7 +149,7 @@ export class Transport {
   private newKeysReceived = false;
   private ignoreNextKexPacket = false;
   private verifyingHostKey = false;
-  private resumeCallbacks: (() => void)[] = [];
+  private resumeCallbacks: (() => void)[] | undefined;
   private kexCount = 0;
   private strictKex = false;
   private peerWantsExtInfo = false;
@@ -163,7 +164,8 @@ export class Transport {
   /** zlib@openssh.com was negotiated for this direction: compression starts at authentication. */
   private delayedCompressionOut = false;
   private delayedCompressionIn = false;
-  private readonly queue: Buffer[] = [];
+  /** Messages waiting for our key exchange to end (RFC 4253 §7.1); never an empty array. */
+  private queue: Buffer[] | undefined;
   private queuedBytes = 0;
   private receivedSequence = 0;
   private rekeyLimit: number;
@@ -200,7 +202,7 @@ export class Transport {
   /** Run `callback` once input is accepted again (immediately if it is). */
   onResume(callback: () => void): void {
     if (!this.verifyingHostKey) callback();
-    else this.resumeCallbacks.push(callback);
+    else (this.resumeCallbacks ??= []).push(callback);
   }
 
   /** Whether upper-layer messages can be sent without queueing beyond the high-water mark. */
@@ -212,8 +214,9 @@ export class Transport {
     return this.negotiated;
   }
 
+  /** The peer's identification, parsed again from its line (it was checked when it arrived). */
   get peer(): Identification | undefined {
-    return this.peerIdentification;
+    return this.peerLine === undefined ? undefined : parseIdentificationLine(this.peerLine);
   }
 
   /** RFC 8308 extensions the peer announced. */
@@ -233,7 +236,7 @@ export class Transport {
         const done = reader.push(transient ? Buffer.from(chunk) : chunk);
         if (!done) return;
         this.identificationReader = undefined;
-        this.peerIdentification = done.identification;
+        this.peerLine = done.identification.line;
         this.debug(`remote software version ${done.identification.softwareVersion}`);
         this.handler.identification?.(done.identification, reader.preamble);
         this.phase = 'kex';
@@ -257,10 +260,10 @@ export class Transport {
   /** Send an upper-layer message. Returns false when the caller should wait (back-pressure). */
   send(payload: Buffer): boolean {
     if (this.phase === 'closed') return false;
-    if (this.kexBlocksOutgoing() || this.queue.length > 0) {
+    if (this.kexBlocksOutgoing() || this.queue) {
       // RFC 4253 §7.1: between our KEXINIT and our NEWKEYS only transport and kex messages go
       // out; later messages wait behind queued ones so that order is kept.
-      this.queue.push(Buffer.from(payload));
+      (this.queue ??= []).push(Buffer.from(payload));
       this.queuedBytes += payload.length;
       return this.writable;
     }
@@ -274,7 +277,7 @@ export class Transport {
    */
   sendParts(head: Buffer, body: Buffer, offset: number, length: number): boolean {
     if (this.phase === 'closed') return false;
-    if (this.compressor || this.kexBlocksOutgoing() || this.queue.length > 0) {
+    if (this.compressor || this.kexBlocksOutgoing() || this.queue) {
       return this.send(Buffer.concat([head, body.subarray(offset, offset + length)]));
     }
     this.handler.send(this.encoder.encodeParts(head, body, offset, length));
@@ -563,7 +566,7 @@ export class Transport {
     const cipherS = cipherAlgorithms.all.get(algorithms.cipherServerToClient)!;
     const keyBits = 8 * Math.max(cipherC.keyLength, cipherS.keyLength, cipherC.blockSize, cipherS.blockSize);
     const ourIdent = this.options.identification;
-    const peerIdent = this.peerIdentification!.line;
+    const peerIdent = this.peerLine!;
     this.kex = new KeyExchange(
       this.role,
       method,
@@ -647,8 +650,8 @@ export class Transport {
 
   private resumeInput(): void {
     this.verifyingHostKey = false;
-    const callbacks = this.resumeCallbacks;
-    this.resumeCallbacks = [];
+    const callbacks = this.resumeCallbacks ?? [];
+    this.resumeCallbacks = undefined;
     for (const callback of callbacks) callback();
   }
 
@@ -782,12 +785,13 @@ export class Transport {
   private flushQueue(): void {
     // Stop at the rekey limit: the rest goes out under the keys of the exchange that follows.
     while (
-      this.queue.length > 0 &&
+      this.queue &&
       !this.kexBlocksOutgoing() &&
       this.phase !== 'closed' &&
       this.encoder.bytesSinceKex < this.rekeyLimit
     ) {
       const payload = this.queue.shift()!;
+      if (this.queue.length === 0) this.queue = undefined;
       this.queuedBytes -= payload.length;
       this.writePacket(payload);
     }
