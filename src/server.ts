@@ -403,18 +403,27 @@ export interface SshServerEvents {
 export class SshServer extends EventEmitter<SshServerEvents> {
   private netServer: NetServer | undefined;
   private readonly connections = new Set<ServerConnection>();
+  /**
+   * Every connection's 'close' listener: one function for all (EventEmitter calls it with the
+   * connection as `this`), not a closure kept by each idle connection. 'on', not 'once': a
+   * connection closes once, and once() would keep a wrapper per connection.
+   */
+  private readonly forget: (this: ServerConnection) => void;
 
   constructor(readonly options: ServerOptions) {
     super();
     if (options.hostKeys.length === 0) throw new RangeError('createServer needs at least one host key');
+    const connections = this.connections;
+    this.forget = function (this: ServerConnection) {
+      connections.delete(this);
+    };
   }
 
   /** Serve one connection over any byte stream (inetd mode, tests, a custom transport). */
   handle(stream: Duplex, remoteAddress?: string, remotePort?: number): ServerConnection {
     const connection = new ServerConnection(stream, remoteAddress, remotePort, this.options);
     this.connections.add(connection);
-    // 'on', not 'once': a connection closes once, and once() would keep a wrapper per connection.
-    connection.on('close', () => this.connections.delete(connection));
+    connection.on('close', this.forget);
     this.emit('connection', connection);
     connection.start();
     return connection;
