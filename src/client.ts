@@ -414,22 +414,20 @@ export class SshClient extends EventEmitter<ClientEvents> {
             if (!settled) finish(error ?? new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'connection closed before authentication'));
             this.emit('close', error);
           },
-          muxHandler: () => ({
-            // A client accepts no channels unless a forwarding asked for them (see forwardIn).
-            openRequested: (request, channel) => this.incomingChannel(request.type, request.data, channel),
-            globalRequest: (name, _wantReply, data) => {
-              if (name === 'hostkeys-00@openssh.com') {
-                this.onHostKeysAnnounced(data, options.debug);
-                return false;
-              }
-              options.debug?.(`server global request ${name} refused`);
+          rekey: (info) => this.emit('rekey', info),
+          // A client accepts no channels unless a forwarding asked for them (see forwardIn).
+          openRequested: (request, channel) => this.incomingChannel(request.type, request.data, channel),
+          globalRequest: (name, _wantReply, data) => {
+            if (name === 'hostkeys-00@openssh.com') {
+              this.onHostKeysAnnounced(data, options.debug);
               return false;
-            },
-          }),
+            }
+            options.debug?.(`server global request ${name} refused`);
+            return false;
+          },
           debug: options.debug,
         },
       );
-      this.endpoint.on('rekey', (info: KexInfo) => this.emit('rekey', info));
       this.endpoint.start();
     });
   }

@@ -3,12 +3,16 @@
  * a channel multiplexer started after authentication, back-pressure from the socket to the
  * channels, keepalives, and the one close path. Role-specific work (authentication, session
  * requests) lives in client.ts and server.ts.
+ *
+ * Memory: a server holds one Endpoint per connection for as long as the connection lives, so the
+ * endpoint is itself the transport's handler, and the multiplexer's handler is a small object of
+ * a class (MuxLink): prototype methods instead of a dozen closures (and their contexts) for every
+ * connection. An idle connection is mostly this bookkeeping, so it shows (docs/performance.md).
  */
-import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { Transport, type TransportHandler, type TransportOptions, type KexInfo } from './transport/transport.js';
 import { pumpInto, streamSender } from './transport-io.js';
-import { ChannelMux, type MuxHandler, type MuxOptions } from './connection/mux.js';
+import { ChannelMux, type MuxChannel, type MuxHandler, type MuxOptions, type OpenDecision, type IncomingOpen } from './connection/mux.js';
 import { ConnectionLostError, DisconnectReason, SshError, type DisconnectReasonCode } from './errors.js';
 
 /** Socket bytes buffered beyond which channels stop sending until it drains. */
@@ -19,47 +23,33 @@ export interface EndpointHooks {
   authMessage(payload: Buffer): void;
   /** Called for the transport's first key exchange. */
   ready(info: KexInfo): void;
+  /** A key re-exchange completed. */
+  rekey?(info: KexInfo): void;
   closed(error: SshError | undefined): void;
-  muxHandler(): Omit<MuxHandler, 'send' | 'canSend' | 'fatal' | 'debug'>;
+  /** After authentication: the peer opens a channel (MuxHandler.openRequested). */
+  openRequested(request: IncomingOpen, channel: MuxChannel): OpenDecision | Promise<OpenDecision>;
+  /** After authentication: a global request from the peer (MuxHandler.globalRequest). */
+  globalRequest(name: string, wantReply: boolean, data: Buffer): boolean | Buffer | Promise<boolean | Buffer>;
   serviceAccepted?(service: string): void;
   serviceStarted?(service: string): void;
   debug?(message: string): void;
 }
 
-export class Endpoint extends EventEmitter {
+export class Endpoint implements TransportHandler {
   readonly transport: Transport;
   mux: ChannelMux | undefined;
-  private readonly stream: Duplex;
   private closed = false;
   private closeError: SshError | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    stream: Duplex,
+    readonly stream: Duplex,
     transportOptions: TransportOptions,
-    private readonly hooks: EndpointHooks,
-    private readonly muxOptions: MuxOptions = {},
+    readonly hooks: EndpointHooks,
+    private readonly muxOptions?: MuxOptions,
   ) {
-    super();
-    this.stream = stream;
-    const send = streamSender(stream);
-    const handler: TransportHandler = {
-      send,
-      message: (payload) => {
-        const type = payload[0]!;
-        if (type < 80) hooks.authMessage(payload);
-        else if (this.mux) this.mux.receive(payload);
-      },
-      close: (error) => this.onClosed(error),
-      kexComplete: (info) => {
-        if (info.initial) hooks.ready(info);
-        else this.emit('rekey', info);
-      },
-      serviceAccepted: (service) => hooks.serviceAccepted?.(service),
-      serviceStarted: (service) => hooks.serviceStarted?.(service),
-      debug: hooks.debug,
-    };
-    this.transport = new Transport(transportOptions, handler);
+    this.send = streamSender(stream);
+    this.transport = new Transport(transportOptions, this);
     stream.on('drain', () => this.mux?.drained());
     pumpInto(this.transport, { readable: stream, writable: stream });
   }
@@ -70,22 +60,7 @@ export class Endpoint extends EventEmitter {
 
   /** Authentication succeeded: connection-layer messages now flow through the multiplexer. */
   startConnection(): ChannelMux {
-    const app = this.hooks.muxHandler();
-    this.mux = new ChannelMux(
-      {
-        ...app,
-        send: (payload) => {
-          this.transport.send(payload);
-        },
-        sendParts: (head, body, offset, length) => {
-          this.transport.sendParts(head, body, offset, length);
-        },
-        canSend: () => this.transport.writable && this.stream.writableLength < SOCKET_HIGH_WATER,
-        fatal: (error) => this.disconnect(error.reason, error.message, error),
-        debug: this.hooks.debug,
-      },
-      this.muxOptions,
-    );
+    this.mux = new ChannelMux(new MuxLink(this), this.muxOptions);
     return this.mux;
   }
 
@@ -126,7 +101,19 @@ export class Endpoint extends EventEmitter {
     return this.closed;
   }
 
-  private onClosed(error: SshError | undefined): void {
+  // ---- TransportHandler: called by the transport only -----------------------------------------
+
+  /** Writes to the stream, coalescing the writes of one tick. */
+  readonly send: TransportHandler['send'];
+
+  message(payload: Buffer): void {
+    const type = payload[0]!;
+    if (type < 80) this.hooks.authMessage(payload);
+    else if (this.mux) this.mux.receive(payload);
+  }
+
+  /** The transport ended (not a way to end it: see disconnect and destroy). */
+  close(error: SshError | undefined): void {
     if (this.closed) return;
     this.closed = true;
     const final = this.closeError ?? error;
@@ -137,5 +124,55 @@ export class Endpoint extends EventEmitter {
     const destroyTimer = setTimeout(() => this.stream.destroy(), 2000);
     destroyTimer.unref();
     this.hooks.closed(final);
+  }
+
+  kexComplete(info: KexInfo): void {
+    if (info.initial) this.hooks.ready(info);
+    else this.hooks.rekey?.(info);
+  }
+
+  serviceAccepted(service: string): void {
+    this.hooks.serviceAccepted?.(service);
+  }
+
+  serviceStarted(service: string): void {
+    this.hooks.serviceStarted?.(service);
+  }
+
+  debug(message: string): void {
+    this.hooks.debug?.(message);
+  }
+}
+
+/** The multiplexer's handler: the endpoint's transport and stream below, its hooks above. */
+class MuxLink implements MuxHandler {
+  constructor(private readonly endpoint: Endpoint) {}
+
+  send(payload: Buffer): void {
+    this.endpoint.transport.send(payload);
+  }
+
+  sendParts(head: Buffer, body: Buffer, offset: number, length: number): void {
+    this.endpoint.transport.sendParts(head, body, offset, length);
+  }
+
+  canSend(): boolean {
+    return this.endpoint.transport.writable && this.endpoint.stream.writableLength < SOCKET_HIGH_WATER;
+  }
+
+  openRequested(request: IncomingOpen, channel: MuxChannel): OpenDecision | Promise<OpenDecision> {
+    return this.endpoint.hooks.openRequested(request, channel);
+  }
+
+  globalRequest(name: string, wantReply: boolean, data: Buffer): boolean | Buffer | Promise<boolean | Buffer> {
+    return this.endpoint.hooks.globalRequest(name, wantReply, data);
+  }
+
+  fatal(error: SshError): void {
+    this.endpoint.disconnect(error.reason, error.message, error);
+  }
+
+  debug(message: string): void {
+    this.endpoint.hooks.debug?.(message);
   }
 }

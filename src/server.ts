@@ -6,15 +6,15 @@
 import { EventEmitter } from 'node:events';
 import { createServer as netCreateServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Endpoint } from './endpoint.js';
+import { Endpoint, type EndpointHooks } from './endpoint.js';
 import { AuthServer, type AuthLogEvent, type ServerAuthHooks } from './auth/server.js';
 import type { MethodPolicy } from './auth/policy.js';
 import type { SshPrivateKey } from './algorithms/types.js';
-import type { KexInfo } from './transport/transport.js';
+import type { KexInfo, TransportOptions } from './transport/transport.js';
 import { resolveAlgorithms, IDENTIFICATION, debugFromEnvironment, type AlgorithmSettings } from './client.js';
 import { adoptAcceptedSocket } from './transport-io.js';
 import { ChannelOpenFailure, type ChannelOpenFailureCode } from './connection/messages.js';
-import type { MuxChannel, OpenDecision } from './connection/mux.js';
+import type { IncomingOpen, MuxChannel, OpenDecision } from './connection/mux.js';
 import { ServerSession } from './server-session.js';
 import { ChannelStream } from './channel.js';
 import { DisconnectReason, SshError, TimeoutError } from './errors.js';
@@ -72,6 +72,31 @@ export interface ServerConnectionEvents {
   close: [error: SshError | undefined];
 }
 
+/**
+ * The transport options of every connection a ServerOptions serves: made once and shared, since
+ * they only depend on the options (a server with 1,000 connections holds one copy, not 1,000).
+ */
+const transportOptions = new WeakMap<ServerOptions, TransportOptions>();
+
+function transportOptionsFor(options: ServerOptions): TransportOptions {
+  let shared = transportOptions.get(options);
+  if (!shared) {
+    shared = Object.freeze({
+      role: 'server',
+      algorithms: resolveAlgorithms(options.algorithms),
+      identification: IDENTIFICATION,
+      hostKeys: options.hostKeys,
+      rekeyBytes: options.rekeyBytes,
+      rekeyIntervalMs: options.rekeyIntervalMs,
+      services: SERVICES,
+    });
+    transportOptions.set(options, shared);
+  }
+  return shared;
+}
+
+const SERVICES = ['ssh-userauth'] as const;
+
 /** One client connection on the server. */
 export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
   readonly endpoint: Endpoint;
@@ -79,7 +104,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
   kexInfo: KexInfo | undefined;
   private auth: AuthServer | undefined;
   private noMoreSessions = false;
-  private readonly hostKeys: readonly SshPrivateKey[];
+  private readonly options: ServerOptions;
   private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -89,71 +114,8 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
     options: ServerOptions,
   ) {
     super();
-    this.hostKeys = options.hostKeys;
-    this.endpoint = new Endpoint(
-      stream,
-      {
-        role: 'server',
-        algorithms: resolveAlgorithms(options.algorithms),
-        identification: IDENTIFICATION,
-        hostKeys: options.hostKeys,
-        rekeyBytes: options.rekeyBytes,
-        rekeyIntervalMs: options.rekeyIntervalMs,
-        services: ['ssh-userauth'],
-      },
-      {
-        authMessage: (payload) => {
-          // RFC 4252 §5.1: requests after USERAUTH_SUCCESS are ignored (the AuthServer is gone by then).
-          if (this.user !== undefined) return;
-          if (!this.auth) {
-            this.endpoint.disconnect(DisconnectReason.PROTOCOL_ERROR, 'userauth request before the ssh-userauth service was requested');
-            return;
-          }
-          this.auth.receive(payload);
-        },
-        ready: (info) => (this.kexInfo = info),
-        serviceStarted: () => {
-          const transport = this.endpoint.transport;
-          this.auth = new AuthServer(
-            {
-              sessionId: transport.sessionId!,
-              hostKeyBlob: transport.serverHostKey?.blob,
-              hooks: typeof options.auth === 'function' ? options.auth(this) : options.auth,
-              methods: options.authMethods,
-              authenticationMethods: options.authenticationMethods,
-              maxAuthTries: options.maxAuthTries,
-              banner: options.banner,
-            },
-            {
-              send: (payload) => transport.send(payload),
-              success: (user, methods) => {
-                transport.setAuthenticated();
-                clearTimeout(this.graceTimer);
-                this.user = user;
-                // Nothing of the exchange is needed any more: let it (and the keys it parsed) go.
-                this.auth = undefined;
-                this.endpoint.startConnection();
-                this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
-                this.announceHostKeys();
-                this.emit('authenticated', user, methods);
-              },
-              fail: (error) => this.endpoint.disconnect(error.reason, error.message, error),
-              log: options.authLog ? (event) => options.authLog!(event, this) : undefined,
-            },
-          );
-        },
-        closed: (error) => {
-          clearTimeout(this.graceTimer);
-          this.emit('close', error);
-        },
-        muxHandler: () => ({
-          openRequested: (request, channel) => this.openRequested(request.type, request.data, channel),
-          globalRequest: (name, _wantReply, data) => this.globalRequest(name, data),
-        }),
-        debug: options.debug ? (line) => options.debug!(line, this) : debugFromEnvironment('server'),
-      },
-    );
-    this.endpoint.on('rekey', (info: KexInfo) => this.emit('rekey', info));
+    this.options = options;
+    this.endpoint = new Endpoint(stream, transportOptionsFor(options), new ServerConnection.Hooks(this));
     const grace = options.loginGraceTime ?? 120_000;
     if (grace > 0) {
       this.graceTimer = setTimeout(() => {
@@ -162,6 +124,96 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
       }, grace);
       this.graceTimer.unref();
     }
+  }
+
+  /**
+   * The endpoint's hooks for one connection. A class, so that the hooks are methods of one
+   * prototype: an object of closures would cost every idle connection ~600 bytes (a function per
+   * hook and their context). Declared in ServerConnection's body to reach its private members.
+   */
+  private static readonly Hooks = class implements EndpointHooks {
+    /** DEBUG=tssh:server output, when the options name no debug callback. */
+    private readonly environmentDebug: ((line: string) => void) | undefined;
+
+    constructor(private readonly connection: ServerConnection) {
+      this.environmentDebug = connection.options.debug ? undefined : debugFromEnvironment('server');
+    }
+
+    debug(line: string): void {
+      const debug = this.connection.options.debug;
+      if (debug) debug(line, this.connection);
+      else this.environmentDebug?.(line);
+    }
+
+    authMessage(payload: Buffer): void {
+      const connection = this.connection;
+      // RFC 4252 §5.1: requests after USERAUTH_SUCCESS are ignored (the AuthServer is gone by then).
+      if (connection.user !== undefined) return;
+      if (!connection.auth) {
+        connection.endpoint.disconnect(DisconnectReason.PROTOCOL_ERROR, 'userauth request before the ssh-userauth service was requested');
+        return;
+      }
+      connection.auth.receive(payload);
+    }
+
+    ready(info: KexInfo): void {
+      this.connection.kexInfo = info;
+    }
+
+    serviceStarted(): void {
+      this.connection.startAuthentication();
+    }
+
+    closed(error: SshError | undefined): void {
+      clearTimeout(this.connection.graceTimer);
+      this.connection.emit('close', error);
+    }
+
+    rekey(info: KexInfo): void {
+      this.connection.emit('rekey', info);
+    }
+
+    openRequested(request: IncomingOpen, channel: MuxChannel): OpenDecision | Promise<OpenDecision> {
+      return this.connection.openRequested(request.type, request.data, channel);
+    }
+
+    globalRequest(name: string, _wantReply: boolean, data: Buffer): boolean | Buffer | Promise<boolean | Buffer> {
+      return this.connection.globalRequest(name, data);
+    }
+  };
+
+  /** The client asked for ssh-userauth: authentication runs until USERAUTH_SUCCESS. */
+  private startAuthentication(): void {
+    const options = this.options;
+    const transport = this.endpoint.transport;
+    this.auth = new AuthServer(
+      {
+        sessionId: transport.sessionId!,
+        hostKeyBlob: transport.serverHostKey?.blob,
+        hooks: typeof options.auth === 'function' ? options.auth(this) : options.auth,
+        methods: options.authMethods,
+        authenticationMethods: options.authenticationMethods,
+        maxAuthTries: options.maxAuthTries,
+        banner: options.banner,
+      },
+      {
+        send: (payload) => transport.send(payload),
+        success: (user, methods) => {
+          transport.setAuthenticated();
+          clearTimeout(this.graceTimer);
+          this.graceTimer = undefined;
+          this.user = user;
+          // Nothing of the exchange is needed any more: let it (and the keys it parsed) go.
+          this.auth = undefined;
+          this.endpoint.startConnection();
+          this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
+          this.announceHostKeys();
+          this.emit('authenticated', user, methods);
+        },
+        fail: (error) => this.endpoint.disconnect(error.reason, error.message, error),
+        log: options.authLog ? (event) => options.authLog!(event, this) : undefined,
+      },
+    );
   }
 
   get sessionId(): Buffer | undefined {
@@ -287,7 +339,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
   /** OpenSSH PROTOCOL §2.5: tell the client every host key we have, so it can learn new ones. */
   private announceHostKeys(): void {
     const w = new Writer(1024);
-    for (const key of this.hostKeys) w.string(key.publicKey.blob);
+    for (const key of this.options.hostKeys) w.string(key.publicKey.blob);
     void this.endpoint.mux?.globalRequest('hostkeys-00@openssh.com', w.finish(), false);
   }
 
@@ -298,7 +350,7 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
     const negotiated = this.kexInfo?.algorithms.hostKey ?? '';
     while (r.remaining > 0) {
       const blob = r.string();
-      const key = this.hostKeys.find((k) => k.publicKey.blob.equals(blob));
+      const key = this.options.hostKeys.find((k) => k.publicKey.blob.equals(blob));
       if (!key) return false;
       const algorithm =
         key.type === 'ssh-rsa' ? (negotiated.startsWith('rsa-sha2-') ? negotiated : 'rsa-sha2-512') : key.type;
@@ -352,17 +404,27 @@ export interface SshServerEvents {
 export class SshServer extends EventEmitter<SshServerEvents> {
   private netServer: NetServer | undefined;
   private readonly connections = new Set<ServerConnection>();
+  /**
+   * Every connection's 'close' listener: one function for all (EventEmitter calls it with the
+   * connection as `this`), not a closure kept by each idle connection. 'on', not 'once': a
+   * connection closes once, and once() would keep a wrapper per connection.
+   */
+  private readonly forget: (this: ServerConnection) => void;
 
   constructor(readonly options: ServerOptions) {
     super();
     if (options.hostKeys.length === 0) throw new RangeError('createServer needs at least one host key');
+    const connections = this.connections;
+    this.forget = function (this: ServerConnection) {
+      connections.delete(this);
+    };
   }
 
   /** Serve one connection over any byte stream (inetd mode, tests, a custom transport). */
   handle(stream: Duplex, remoteAddress?: string, remotePort?: number): ServerConnection {
     const connection = new ServerConnection(stream, remoteAddress, remotePort, this.options);
     this.connections.add(connection);
-    connection.once('close', () => this.connections.delete(connection));
+    connection.on('close', this.forget);
     this.emit('connection', connection);
     connection.start();
     return connection;

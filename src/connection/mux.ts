@@ -107,6 +107,20 @@ function openFailureName(code: number): string {
 
 type ChannelState = 'opening' | 'open' | 'closed';
 
+interface ChannelOpener {
+  readonly attach: (channel: MuxChannel) => ChannelEvents;
+  readonly resolve: (channel: MuxChannel) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * The chain incoming global requests are answered along starts here: one settled promise for
+ * every multiplexer, not one each (a server keeps a multiplexer per idle connection).
+ */
+const SETTLED: Promise<void> = Promise.resolve();
+
+const NO_CHANNELS: ReadonlyMap<number, MuxChannel> = new Map();
+
 export class MuxChannel {
   state: ChannelState = 'opening';
   remoteId = -1;
@@ -124,6 +138,8 @@ export class MuxChannel {
   closeSent = false;
   closeReceived = false;
   events: ChannelEvents | undefined;
+  /** A channel we asked to open, until the peer answers: how to attach it and settle open(). */
+  opener: ChannelOpener | undefined;
   /** Resolvers for our requests that want a reply, in order (RFC 4254 §5.4). */
   readonly pendingReplies: ((ok: boolean) => void)[] = [];
   /** Replies to incoming requests, in request order; sent from the head once known. */
@@ -206,13 +222,15 @@ export class MuxChannel {
 }
 
 export class ChannelMux {
-  private readonly channels = new Map<number, MuxChannel>();
-  private readonly pendingOpens = new Map<number, { resolve: (c: MuxChannel) => void; reject: (e: Error) => void }>();
+  /**
+   * Every channel with an id, including those being opened (MuxChannel.opener). Made with the
+   * first channel and let go with the last: an idle connection has none.
+   */
+  private channelMap: Map<number, MuxChannel> | undefined;
   private readonly freeIds: number[] = [];
-  private readonly attachers = new Map<number, (channel: MuxChannel) => ChannelEvents>();
   private nextId = 0;
   private readonly pendingGlobal: ((reply: Buffer | false) => void)[] = [];
-  private globalChain: Promise<void> = Promise.resolve();
+  private globalChain: Promise<void> = SETTLED;
   private closed = false;
   readonly window: number;
   readonly maxPacket: number;
@@ -229,6 +247,10 @@ export class ChannelMux {
 
   get channelCount(): number {
     return this.channels.size;
+  }
+
+  private get channels(): ReadonlyMap<number, MuxChannel> {
+    return this.channelMap ?? NO_CHANNELS;
   }
 
   send(payload: Buffer): void {
@@ -261,11 +283,11 @@ export class ChannelMux {
     if (this.closed) return Promise.reject(new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'connection closed'));
     const channel = this.allocate(type, options.window ?? this.window, options.maxPacket ?? this.maxPacket);
     if (!channel) return Promise.reject(new ChannelOpenError(type, ChannelOpenFailure.RESOURCE_SHORTAGE, 'too many channels'));
-    this.attachers.set(channel.localId, attach);
+    const opened = new Promise<MuxChannel>((resolve, reject) => (channel.opener = { attach, resolve, reject }));
     this.send(
       ChannelOpen.encode({ type, senderChannel: channel.localId, initialWindow: channel.localWindow, maxPacket: channel.localMaxPacket, data }),
     );
-    return new Promise((resolve, reject) => this.pendingOpens.set(channel.localId, { resolve, reject }));
+    return opened;
   }
 
   /** Send a global request; resolves with the reply data on success, false on failure. */
@@ -286,15 +308,17 @@ export class ChannelMux {
   terminate(error: SshError): void {
     if (this.closed) return;
     this.closed = true;
-    for (const pending of this.pendingOpens.values()) pending.reject(error);
-    this.pendingOpens.clear();
+    for (const channel of this.channels.values()) {
+      channel.opener?.reject(error);
+      channel.opener = undefined;
+    }
     for (const resolve of this.pendingGlobal.splice(0)) resolve(false);
     for (const channel of [...this.channels.values()]) {
       channel.state = 'closed';
       for (const resolve of channel.pendingReplies.splice(0)) resolve(false);
       channel.events?.onClose(error);
     }
-    this.channels.clear();
+    this.channelMap = undefined;
   }
 
   /** A connection-layer message (80-127) from the transport. */
@@ -363,8 +387,7 @@ export class ChannelMux {
   maybeFree(channel: MuxChannel): void {
     if (!channel.closeSent || !channel.closeReceived || channel.state === 'closed') return;
     channel.state = 'closed';
-    this.channels.delete(channel.localId);
-    this.freeIds.push(channel.localId);
+    this.release(channel);
     for (const resolve of channel.pendingReplies.splice(0)) resolve(false);
     channel.events?.onClose();
   }
@@ -373,8 +396,15 @@ export class ChannelMux {
     if (this.channels.size >= this.maxChannels) return undefined;
     const id = this.freeIds.length > 0 ? this.freeIds.shift()! : this.nextId++;
     const channel = new MuxChannel(this, id, type, window, maxPacket);
-    this.channels.set(id, channel);
+    (this.channelMap ??= new Map()).set(id, channel);
     return channel;
+  }
+
+  /** The channel's id may be given out again. */
+  private release(channel: MuxChannel): void {
+    this.channelMap?.delete(channel.localId);
+    if (this.channelMap?.size === 0) this.channelMap = undefined;
+    this.freeIds.push(channel.localId);
   }
 
   /**
@@ -403,8 +433,7 @@ export class ChannelMux {
     const decide = (decision: OpenDecision): void => {
       if (this.closed) return;
       if ('reason' in decision) {
-        this.channels.delete(channel.localId);
-        this.freeIds.push(channel.localId);
+        this.release(channel);
         channel.state = 'closed';
         return reject(decision.reason, decision.description);
       }
@@ -437,17 +466,16 @@ export class ChannelMux {
   private onOpenConfirmation(payload: Buffer): void {
     const message = ChannelOpenConfirmation.decode(payload);
     const channel = this.channels.get(message.recipientChannel);
-    const pending = this.pendingOpens.get(message.recipientChannel);
+    const pending = channel?.opener;
     if (!channel || !pending || channel.state !== 'opening') {
       throw new ProtocolError(`CHANNEL_OPEN_CONFIRMATION for channel ${message.recipientChannel}, which is not being opened`);
     }
-    this.pendingOpens.delete(message.recipientChannel);
+    channel.opener = undefined;
     channel.remoteId = message.senderChannel;
     channel.remoteWindow = message.initialWindow;
     channel.remoteMaxPacket = Math.max(1, message.maxPacket);
     channel.state = 'open';
-    channel.events = this.attachers.get(channel.localId)!(channel);
-    this.attachers.delete(channel.localId);
+    channel.events = pending.attach(channel);
     if (channel.closeSent) {
       // Closed by us while opening: finish the close now.
       this.send(ChannelClose.encode({ recipientChannel: channel.remoteId }));
@@ -458,14 +486,12 @@ export class ChannelMux {
   private onOpenFailure(payload: Buffer): void {
     const message = ChannelOpenFailureMessage.decode(payload);
     const channel = this.channels.get(message.recipientChannel);
-    const pending = this.pendingOpens.get(message.recipientChannel);
+    const pending = channel?.opener;
     if (!channel || !pending) {
       throw new ProtocolError(`CHANNEL_OPEN_FAILURE for channel ${message.recipientChannel}, which is not being opened`);
     }
-    this.pendingOpens.delete(message.recipientChannel);
-    this.attachers.delete(channel.localId);
-    this.channels.delete(channel.localId);
-    this.freeIds.push(channel.localId);
+    channel.opener = undefined;
+    this.release(channel);
     channel.state = 'closed';
     pending.reject(new ChannelOpenError(channel.type, message.reason, message.description.replace(/[\u0000-\u001f\u007f]/g, '?')));
   }

@@ -135,7 +135,12 @@ export class PacketDecoder {
    */
   retain(): void {
     const total = this.buffered;
-    if (total === 0) return;
+    if (total === 0) {
+      // Nothing to keep: let the carry go rather than hold 16 KiB or more for an idle connection;
+      // a connection that keeps receiving partial packets gets one again at the next.
+      this.carry = EMPTY;
+      return;
+    }
     const chunks = this.chunks;
     if (chunks.length === 1 && chunks[0]!.buffer === this.carry.buffer) return;
     let target = this.carry;
@@ -209,8 +214,11 @@ export class PacketDecoder {
     this.buffered -= n;
     const first = this.chunks[0]!;
     if (first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
+      if (first.length !== n) this.chunks[0] = first.subarray(n);
+      // Emptied: length 0 also frees the array's backing store, which shift() would keep (an
+      // idle connection would hold it).
+      else if (this.chunks.length === 1) this.chunks.length = 0;
+      else this.chunks.shift();
       return first.subarray(0, n);
     }
     // A packet that spans chunks is put together in the shared assembly buffer: one allocation

@@ -39,7 +39,7 @@ import {
 } from '../wire/messages.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
-import { IdentificationReader, type Identification } from './identification.js';
+import { IdentificationReader, parseIdentificationLine, type Identification } from './identification.js';
 import { MAX_PACKET_LENGTH, PacketDecoder, PacketEncoder } from './packet.js';
 import {
   EXT_INFO_CLIENT,
@@ -121,13 +121,18 @@ const MAX_PACKETS_PER_KEY = 2 ** 31;
 
 type Phase = 'identification' | 'kex' | 'open' | 'closed';
 
+/** The peer's extensions before (or without) an EXT_INFO: one empty map shared by every transport. */
+const NO_EXTENSIONS: ReadonlyMap<string, Buffer> = new Map();
+
 export class Transport {
   readonly role: Role;
   private readonly options: TransportOptions;
   private readonly handler: TransportHandler;
   private phase: Phase = 'identification';
-  private readonly identificationReader: IdentificationReader;
-  private peerIdentification: Identification | undefined;
+  /** Reads the peer's identification line; dropped once it has been read. */
+  private identificationReader: IdentificationReader | undefined;
+  /** The peer's identification line (V_C or V_S), kept for the exchange hash of every rekey. */
+  private peerLine: string | undefined;
 
   private readonly encoder = new PacketEncoder(noneCipher.createSealer(Buffer.alloc(0), Buffer.alloc(0)));
   private readonly decoder = new PacketDecoder(noneCipher.createOpener(Buffer.alloc(0), Buffer.alloc(0)));
@@ -144,7 +149,7 @@ export class Transport {
   private newKeysReceived = false;
   private ignoreNextKexPacket = false;
   private verifyingHostKey = false;
-  private resumeCallbacks: (() => void)[] = [];
+  private resumeCallbacks: (() => void)[] | undefined;
   private kexCount = 0;
   private strictKex = false;
   private peerWantsExtInfo = false;
@@ -153,11 +158,14 @@ export class Transport {
   sessionId: Buffer | undefined;
   /** The server's host key as proved in the first key exchange (ours, on the server). */
   serverHostKey: SshPublicKey | undefined;
-  /** RFC 8308 extensions the peer announced. */
-  readonly peerExtensions = new Map<string, Buffer>();
+  /** RFC 8308 extensions the peer announced; made at its first EXT_INFO (a client sends none). */
+  private extensions: Map<string, Buffer> | undefined;
   private authenticated = false;
-  private delayedCompression = { outgoing: false, incoming: false };
-  private readonly queue: Buffer[] = [];
+  /** zlib@openssh.com was negotiated for this direction: compression starts at authentication. */
+  private delayedCompressionOut = false;
+  private delayedCompressionIn = false;
+  /** Messages waiting for our key exchange to end (RFC 4253 §7.1); never an empty array. */
+  private queue: Buffer[] | undefined;
   private queuedBytes = 0;
   private receivedSequence = 0;
   private rekeyLimit: number;
@@ -194,7 +202,7 @@ export class Transport {
   /** Run `callback` once input is accepted again (immediately if it is). */
   onResume(callback: () => void): void {
     if (!this.verifyingHostKey) callback();
-    else this.resumeCallbacks.push(callback);
+    else (this.resumeCallbacks ??= []).push(callback);
   }
 
   /** Whether upper-layer messages can be sent without queueing beyond the high-water mark. */
@@ -206,8 +214,14 @@ export class Transport {
     return this.negotiated;
   }
 
+  /** The peer's identification, parsed again from its line (it was checked when it arrived). */
   get peer(): Identification | undefined {
-    return this.peerIdentification;
+    return this.peerLine === undefined ? undefined : parseIdentificationLine(this.peerLine);
+  }
+
+  /** RFC 8308 extensions the peer announced. */
+  get peerExtensions(): ReadonlyMap<string, Buffer> {
+    return this.extensions ?? NO_EXTENSIONS;
   }
 
   /**
@@ -218,11 +232,13 @@ export class Transport {
     if (this.phase === 'closed') return;
     try {
       if (this.phase === 'identification') {
-        const done = this.identificationReader.push(transient ? Buffer.from(chunk) : chunk);
+        const reader = this.identificationReader!;
+        const done = reader.push(transient ? Buffer.from(chunk) : chunk);
         if (!done) return;
-        this.peerIdentification = done.identification;
+        this.identificationReader = undefined;
+        this.peerLine = done.identification.line;
         this.debug(`remote software version ${done.identification.softwareVersion}`);
-        this.handler.identification?.(done.identification, this.identificationReader.preamble);
+        this.handler.identification?.(done.identification, reader.preamble);
         this.phase = 'kex';
         chunk = done.rest;
       }
@@ -244,10 +260,10 @@ export class Transport {
   /** Send an upper-layer message. Returns false when the caller should wait (back-pressure). */
   send(payload: Buffer): boolean {
     if (this.phase === 'closed') return false;
-    if (this.kexBlocksOutgoing() || this.queue.length > 0) {
+    if (this.kexBlocksOutgoing() || this.queue) {
       // RFC 4253 §7.1: between our KEXINIT and our NEWKEYS only transport and kex messages go
       // out; later messages wait behind queued ones so that order is kept.
-      this.queue.push(Buffer.from(payload));
+      (this.queue ??= []).push(Buffer.from(payload));
       this.queuedBytes += payload.length;
       return this.writable;
     }
@@ -261,7 +277,7 @@ export class Transport {
    */
   sendParts(head: Buffer, body: Buffer, offset: number, length: number): boolean {
     if (this.phase === 'closed') return false;
-    if (this.compressor || this.kexBlocksOutgoing() || this.queue.length > 0) {
+    if (this.compressor || this.kexBlocksOutgoing() || this.queue) {
       return this.send(Buffer.concat([head, body.subarray(offset, offset + length)]));
     }
     this.handler.send(this.encoder.encodeParts(head, body, offset, length));
@@ -550,7 +566,7 @@ export class Transport {
     const cipherS = cipherAlgorithms.all.get(algorithms.cipherServerToClient)!;
     const keyBits = 8 * Math.max(cipherC.keyLength, cipherS.keyLength, cipherC.blockSize, cipherS.blockSize);
     const ourIdent = this.options.identification;
-    const peerIdent = this.peerIdentification!.line;
+    const peerIdent = this.peerLine!;
     this.kex = new KeyExchange(
       this.role,
       method,
@@ -634,8 +650,8 @@ export class Transport {
 
   private resumeInput(): void {
     this.verifyingHostKey = false;
-    const callbacks = this.resumeCallbacks;
-    this.resumeCallbacks = [];
+    const callbacks = this.resumeCallbacks ?? [];
+    this.resumeCallbacks = undefined;
     for (const callback of callbacks) callback();
   }
 
@@ -654,7 +670,7 @@ export class Transport {
     this.debug('SSH2_MSG_NEWKEYS sent');
     this.encoder.setSealer(keys.outgoing.sealer, this.strictKex);
     this.compressor = keys.outgoing.compression.delayed && !this.authenticated ? undefined : keys.outgoing.compression.createCompressor();
-    this.delayedCompression.outgoing = keys.outgoing.compression.delayed;
+    this.delayedCompressionOut = keys.outgoing.compression.delayed;
     this.newKeysSent = true;
     if (this.kexCount === 0 && this.role === 'server' && this.peerWantsExtInfo) this.sendExtInfo();
     if (this.newKeysReceived) this.finishKex();
@@ -667,7 +683,7 @@ export class Transport {
     this.decoder.setOpener(keys.incoming.opener, this.strictKex);
     this.decompressor =
       keys.incoming.compression.delayed && !this.authenticated ? undefined : keys.incoming.compression.createDecompressor();
-    this.delayedCompression.incoming = keys.incoming.compression.delayed;
+    this.delayedCompressionIn = keys.incoming.compression.delayed;
     this.newKeysReceived = true;
     if (this.newKeysSent) this.finishKex();
   }
@@ -740,10 +756,11 @@ export class Transport {
     const reader = new Reader(extensions, 0, extensions.length, 'SSH_MSG_EXT_INFO');
     // Each pair takes at least 8 bytes, so a count beyond that is a lie: check before looping.
     if (count > extensions.length / 8) throw new ProtocolError(`SSH_MSG_EXT_INFO claims ${count} extensions in ${extensions.length} bytes`);
+    const announced = (this.extensions ??= new Map());
     for (let i = 0; i < count; i++) {
       const name = reader.string().toString('latin1');
       const value = Buffer.from(reader.string());
-      this.peerExtensions.set(name, value);
+      announced.set(name, value);
       this.debug(`kex_input_ext_info: ${name}=<${value.toString('latin1').slice(0, 200)}>`);
     }
     reader.done();
@@ -768,12 +785,13 @@ export class Transport {
   private flushQueue(): void {
     // Stop at the rekey limit: the rest goes out under the keys of the exchange that follows.
     while (
-      this.queue.length > 0 &&
+      this.queue &&
       !this.kexBlocksOutgoing() &&
       this.phase !== 'closed' &&
       this.encoder.bytesSinceKex < this.rekeyLimit
     ) {
       const payload = this.queue.shift()!;
+      if (this.queue.length === 0) this.queue = undefined;
       this.queuedBytes -= payload.length;
       this.writePacket(payload);
     }
@@ -784,8 +802,8 @@ export class Transport {
     if (!algorithms) return;
     const out = compressionAlgorithms.all.get(this.role === 'client' ? algorithms.compressionClientToServer : algorithms.compressionServerToClient)!;
     const inc = compressionAlgorithms.all.get(this.role === 'client' ? algorithms.compressionServerToClient : algorithms.compressionClientToServer)!;
-    if (this.delayedCompression.outgoing && out.delayed && !this.compressor) this.compressor = out.createCompressor();
-    if (this.delayedCompression.incoming && inc.delayed && !this.decompressor) this.decompressor = inc.createDecompressor();
+    if (this.delayedCompressionOut && out.delayed && !this.compressor) this.compressor = out.createCompressor();
+    if (this.delayedCompressionIn && inc.delayed && !this.decompressor) this.decompressor = inc.createDecompressor();
   }
 
   private sendDisconnect(reason: number, description: string): void {

@@ -118,6 +118,29 @@ describe('binary packet protocol (RFC 4253 §6)', () => {
 });
 
 describe('input read into one reused buffer (Transport.receive with transient chunks)', () => {
+  test('a read ending on a packet boundary lets the carry go; the next split packet still comes out whole', () => {
+    const { encoder, decoder } = none();
+    const payloads = [100, 5000, 20000, 7, 300].map((size, i) => Buffer.alloc(size, i + 1));
+    const packets = payloads.map((p) => Buffer.concat(encoder.encode(p)));
+    // Reads: packet 0 and half of 1 | rest of 1 (a boundary: nothing kept) | a third of 2 |
+    // the rest of 2, 3 and 4 (a boundary again).
+    const wire = Buffer.concat(packets);
+    const cuts = [packets[0]!.length + 2000, packets[0]!.length + packets[1]!.length, packets[0]!.length + packets[1]!.length + 6000, wire.length];
+    const readBuffer = Buffer.alloc(wire.length);
+    const received: Buffer[] = [];
+    let offset = 0;
+    for (const cut of cuts) {
+      wire.copy(readBuffer, 0, offset, cut);
+      decoder.push(readBuffer.subarray(0, cut - offset));
+      offset = cut;
+      for (let payload = decoder.next(); payload; payload = decoder.next()) received.push(payload);
+      decoder.retain();
+      readBuffer.fill(0xee);
+    }
+    assert.deepEqual(received, payloads);
+    assert.equal(decoder.bufferedBytes, 0);
+  });
+
   // A socket with net's `onread` hands every read in the same buffer: after retain(), nothing the
   // decoder keeps or returns may still point into it. The buffer is scribbled over after every
   // read, so a payload that still aliased it would come out wrong.

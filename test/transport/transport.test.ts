@@ -38,6 +38,17 @@ describe('transport between our client and our server', () => {
     assert.ok(pair.client.transport.peerExtensions.has('ping@openssh.com'));
   });
 
+  test("keeps the peer's identification and extensions after the exchange, with nothing left of the reading", async () => {
+    const pair = createPair({ hostKeys: await testHostKeys() });
+    await pair.settled();
+    // The identification is kept as its line and parsed again on demand (the reader is gone).
+    assert.deepEqual(pair.client.transport.peer, { line: 'SSH-2.0-tssh_test_server', protoVersion: '2.0', softwareVersion: 'tssh_test_server', comments: '' });
+    assert.equal(pair.server.transport.peer?.line, 'SSH-2.0-tssh_test_client');
+    // The client sent no EXT_INFO: the server sees an empty map, and the same one on every call.
+    assert.equal(pair.server.transport.peerExtensions.size, 0);
+    assert.equal(pair.server.transport.peerExtensions, pair.server.transport.peerExtensions);
+  });
+
   test('accepts the ssh-userauth service and carries messages both ways after authentication', async () => {
     const pair = createPair({ hostKeys: await testHostKeys() });
     await openSession(pair);

@@ -22,30 +22,47 @@ const BLOCK = 16;
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
 
-/** Add one to the 64-bit big-endian invocation counter in nonce bytes 4..11 (RFC 5647 §7.1), wrapping. */
-function incrementInvocationCounter(nonce: Buffer): void {
-  for (let i = NONCE_LENGTH - 1; i >= 4; i--) {
-    const byte = (nonce[i] + 1) & 0xff;
-    nonce[i] = byte;
-    if (byte !== 0) return;
-  }
-}
+/**
+ * Where each packet's nonce is written for createCipheriv/createDecipheriv, which copy it: one
+ * buffer for every connection and direction (a Buffer of its own would cost an idle connection
+ * about 300 bytes of JS and native memory per direction).
+ */
+const nonceScratch = Buffer.allocUnsafeSlow(NONCE_LENGTH);
 
-class GcmSealer implements PacketSealer {
+/** One direction's key and nonce: fixed || invocation_counter (RFC 5647 §7.1), kept as numbers. */
+abstract class GcmDirection {
   readonly blockSize = BLOCK;
   readonly lengthExcludedFromPadding = true;
   readonly tagLength = TAG_LENGTH;
+  private readonly fixed: number;
+  /** The 64-bit big-endian invocation counter, as two uint32 halves. */
+  private counterHigh: number;
+  private counterLow: number;
 
   constructor(
-    private readonly openssl: CipherGCMTypes,
-    private readonly key: KeyObject,
-    /** fixed || invocation_counter, advanced in place; createCipheriv copies it. */
-    private readonly nonce: Buffer,
-  ) {}
+    protected readonly openssl: CipherGCMTypes,
+    protected readonly key: KeyObject,
+    iv: Buffer,
+  ) {
+    this.fixed = iv.readUInt32BE(0);
+    this.counterHigh = iv.readUInt32BE(4);
+    this.counterLow = iv.readUInt32BE(8);
+  }
 
+  /** This packet's nonce (valid until the next call), after which the counter advances by one, wrapping at 2^64. */
+  protected nextNonce(): Buffer {
+    nonceScratch.writeUInt32BE(this.fixed, 0);
+    nonceScratch.writeUInt32BE(this.counterHigh, 4);
+    nonceScratch.writeUInt32BE(this.counterLow, 8);
+    this.counterLow = (this.counterLow + 1) >>> 0;
+    if (this.counterLow === 0) this.counterHigh = (this.counterHigh + 1) >>> 0;
+    return nonceScratch;
+  }
+}
+
+class GcmSealer extends GcmDirection implements PacketSealer {
   seal(_sequence: number, packet: Buffer): Buffer[] {
-    const cipher = createCipheriv(this.openssl, this.key, this.nonce, { authTagLength: TAG_LENGTH });
-    incrementInvocationCounter(this.nonce);
+    const cipher = createCipheriv(this.openssl, this.key, this.nextNonce(), { authTagLength: TAG_LENGTH });
     // The clear-text length goes on the wire as its own chunk: it must not alias `packet`.
     const length = Buffer.allocUnsafe(4);
     packet.copy(length, 0, 0, 4);
@@ -56,17 +73,8 @@ class GcmSealer implements PacketSealer {
   }
 }
 
-class GcmOpener implements PacketOpener {
-  readonly blockSize = BLOCK;
-  readonly lengthExcludedFromPadding = true;
-  readonly tagLength = TAG_LENGTH;
+class GcmOpener extends GcmDirection implements PacketOpener {
   readonly headerLength = 4;
-
-  constructor(
-    private readonly openssl: CipherGCMTypes,
-    private readonly key: KeyObject,
-    private readonly nonce: Buffer,
-  ) {}
 
   readLength(_sequence: number, header: Buffer): number {
     return header.readUInt32BE(0);
@@ -75,8 +83,7 @@ class GcmOpener implements PacketOpener {
   open(_sequence: number, packet: Buffer): Buffer {
     const end = packet.length - TAG_LENGTH; // 4 + packet_length
     if (end < 4) throw new ProtocolError(`packet of ${packet.length} bytes is shorter than its tag`);
-    const decipher = createDecipheriv(this.openssl, this.key, this.nonce, { authTagLength: TAG_LENGTH });
-    incrementInvocationCounter(this.nonce);
+    const decipher = createDecipheriv(this.openssl, this.key, this.nextNonce(), { authTagLength: TAG_LENGTH });
     decipher.setAAD(packet.subarray(0, 4));
     decipher.setAuthTag(packet.subarray(end));
     const plaintext = decipher.update(packet.subarray(4, end));
@@ -91,13 +98,19 @@ class GcmOpener implements PacketOpener {
   }
 }
 
+/** The IV as derived: only read (into numbers), so no copy is needed, but it must be long enough. */
+function checkedIv(name: string, iv: Buffer): Buffer {
+  if (iv.length < NONCE_LENGTH) throw new RangeError(`${name} needs a ${NONCE_LENGTH}-byte IV, got ${iv.length} bytes`);
+  return iv;
+}
+
 function aesGcm(bits: 128 | 256): CipherAlgorithm {
   const name = `aes${bits}-gcm@openssh.com`;
   const openssl: CipherGCMTypes = bits === 128 ? 'aes-128-gcm' : 'aes-256-gcm';
   const keyLength = bits / 8;
   const setup = (key: Buffer, iv: Buffer): [KeyObject, Buffer] => [
     createSecretKey(takeKeyMaterial(name, 'key', key, keyLength)),
-    takeKeyMaterial(name, 'IV', iv, NONCE_LENGTH),
+    checkedIv(name, iv),
   ];
   return Object.freeze({
     name,

@@ -9,10 +9,13 @@ import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { createServer, type ServerConnection, type SshServer } from '../../server.js';
+import { createServer, type DirectTcpipRequest, type RemoteForwardRequest, type ServerConnection, type SshServer } from '../../server.js';
+import type { ServerSession } from '../../server-session.js';
+import type { ChannelStream } from '../../channel.js';
 import type { SshPrivateKey, SshPublicKey } from '../../algorithms/types.js';
+import type { SshError } from '../../errors.js';
 import { MethodPolicy } from '../../auth/policy.js';
-import { ChannelOpenFailure } from '../../connection/messages.js';
+import { ChannelOpenFailure, type ChannelOpenFailureCode } from '../../connection/messages.js';
 import { fingerprint, describeKey } from '../../keys/fingerprint.js';
 import { matchPattern } from '../../keys/patterns.js';
 import type { SshdConfig, SshdSettings } from '../../config/sshd-config.js';
@@ -39,6 +42,34 @@ export interface ServeOptions {
   /** The Banner file's text, read at start (sshd reads it per connection; a reload re-reads it). */
   readonly banner?: string;
 }
+
+/**
+ * What tsshd keeps for an authenticated connection. The listeners that serve it (onSession,
+ * onDirectTcpip, ...) are functions shared by every connection, called with the connection as
+ * `this` (as EventEmitter does), that find the rest here: closures made per connection, and the
+ * contexts they close over, would cost every idle connection about a kilobyte.
+ */
+interface Served {
+  readonly user: SystemUser;
+  readonly settings: SshdSettings;
+  readonly state: AuthResultState;
+  readonly options: ServeOptions;
+  readonly chroot: string | undefined;
+  /** Open sessions, held to MaxSessions. */
+  sessions: number;
+  /** The forwarded agent's socket, made at the first auth-agent request. */
+  agentSocket: Promise<string> | undefined;
+  forwards: RemoteForwards | undefined;
+}
+
+interface RemoteForwards {
+  readonly tcp: Map<string, NetServer>;
+  readonly unix: Map<string, NetServer>;
+}
+
+type OpenReject = (reason?: ChannelOpenFailureCode, description?: string) => void;
+
+const servedConnections = new WeakMap<ServerConnection, Served>();
 
 function settingsFor(config: SshdConfig, connection: ServerConnection, user: string): SshdSettings {
   return resolveForConnection(config, {
@@ -108,33 +139,32 @@ export function createTsshdServer(options: ServeOptions): SshServer {
 
   // MaxStartups start:rate:full: beyond `start` unauthenticated connections, refuse rate% of new
   // ones at random, and all of them from `full` on (sshd's drop_connection()).
-  let unauthenticated = 0;
+  const unauthenticated = new Set<ServerConnection>();
+  // The listeners below are made once per server and shared by its connections (`this` is the
+  // connection): an idle connection would keep closures of its own, and their contexts.
+  function closed(this: ServerConnection, error: SshError | undefined): void {
+    unauthenticated.delete(this);
+    const who = this.user ? `user ${this.user} ` : '';
+    const where = `${this.remoteAddress ?? 'UNKNOWN'} port ${this.remotePort ?? 65535}`;
+    if (error && error.code !== 'ERR_SSH_DISCONNECTED' && error.code !== 'ERR_SSH_CONNECTION_LOST') {
+      log.info(`Disconnecting ${who}${where}: ${error.message}`);
+    } else {
+      log.info(`Disconnected from ${who}${where}`);
+    }
+  }
   server.on('connection', (connection) => {
     log.verbose(`Connection from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}`);
     const { start, rate, full } = options.config().settings.maxStartups;
-    if (unauthenticated >= full || (unauthenticated >= start && Math.random() * 100 < rate + ((100 - rate) * (unauthenticated - start)) / Math.max(1, full - start))) {
-      log.info(`drop connection from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}: MaxStartups exceeded (${unauthenticated} unauthenticated)`);
+    const count = unauthenticated.size;
+    if (count >= full || (count >= start && Math.random() * 100 < rate + ((100 - rate) * (count - start)) / Math.max(1, full - start))) {
+      log.info(`drop connection from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}: MaxStartups exceeded (${count} unauthenticated)`);
       connection.drop();
       return;
     }
-    unauthenticated++;
-    let counted = true;
-    const uncount = (): void => {
-      if (counted) unauthenticated--;
-      counted = false;
-    };
-    connection.once('authenticated', uncount);
-    connection.once('close', uncount);
-    connection.on('close', (error) => {
-      const who = connection.user ? `user ${connection.user} ` : '';
-      const where = `${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535}`;
-      if (error && error.code !== 'ERR_SSH_DISCONNECTED' && error.code !== 'ERR_SSH_CONNECTION_LOST') {
-        log.info(`Disconnecting ${who}${where}: ${error.message}`);
-      } else {
-        log.info(`Disconnected from ${who}${where}`);
-      }
-    });
-    connection.on('authenticated', (userName) => {
+    unauthenticated.add(connection);
+    connection.on('close', closed);
+    connection.once('authenticated', (userName) => {
+      unauthenticated.delete(connection);
       const state = states.get(connection);
       const user = state?.user;
       if (!user) {
@@ -150,9 +180,15 @@ export function createTsshdServer(options: ServeOptions): SshServer {
         connection.end();
         return;
       }
-      serveSessions(connection, user, settings, state!, options, chroot);
-      serveForwarding(connection, settings, state!, log, chroot);
-      serveRemoteForwarding(connection, settings, state!, log, chroot);
+      servedConnections.set(connection, { user, settings, state: state!, options, chroot, sessions: 0, agentSocket: undefined, forwards: undefined });
+      states.delete(connection);
+      connection.on('session', onSession);
+      connection.on('direct-streamlocal', onDirectStreamLocal);
+      connection.on('direct-tcpip', onDirectTcpip);
+      connection.on('tcpip-forward', onTcpipForward);
+      connection.on('cancel-tcpip-forward', onCancelTcpipForward);
+      connection.on('streamlocal-forward', onStreamLocalForward);
+      connection.on('cancel-streamlocal-forward', onCancelStreamLocalForward);
     });
   });
   return server;
@@ -194,249 +230,274 @@ function motdFor(user: SystemUser, settings: SshdSettings): string | undefined {
   return process.env.TSSH_MOTD_FILE ?? '/etc/motd';
 }
 
-function serveSessions(connection: ServerConnection, user: SystemUser, settings: SshdSettings, state: AuthResultState, options: ServeOptions, chroot: string | undefined): void {
-  let sessions = 0;
-  const keyOptions = state.keyOptions;
-  let agentSocket: Promise<string> | undefined;
-  connection.on('session', (session) => {
-    sessions++;
-    session.once('channel-close', () => sessions--);
-    if (sessions > settings.maxSessions) {
-      session.close();
+/** A session channel of an authenticated connection (the 'session' listener). */
+function onSession(this: ServerConnection, session: ServerSession): void {
+  const connection = this;
+  const served = servedConnections.get(connection)!;
+  const { user, settings, options, chroot } = served;
+  const keyOptions = served.state.keyOptions;
+  served.sessions++;
+  session.once('channel-close', () => served.sessions--);
+  if (served.sessions > settings.maxSessions) {
+    session.close();
+    return;
+  }
+  // sshd's order (do_setup_env): authorized_keys environment=, then ~/.ssh/environment (both
+  // only as PermitUserEnvironment allows), then SetEnv; later ones win.
+  const extraEnv: Record<string, string> = {};
+  const permit = settings.permitUserEnvironment;
+  if (keyOptions) {
+    for (const { name, value } of keyOptions.environment) if (userMaySet(permit, name)) extraEnv[name] = value;
+  }
+  const userFile: Promise<string[]> =
+    permit === false
+      ? Promise.resolve([])
+      : readUserEnvironmentFile(user, options.switchUser, chroot).then((text) => {
+          if (text === undefined) return [];
+          const parsed = parseEnvironmentFile(text, `${user.home}/.ssh/environment`);
+          for (const [name, value] of parsed.variables) if (userMaySet(permit, name)) extraEnv[name] = value;
+          return [...parsed.problems];
+        });
+  const setEnv = (): void => {
+    for (const { name, value } of settings.setEnv) extraEnv[name] = value;
+  };
+  session.on('env', (request) => {
+    const { name } = request.details;
+    if (settings.acceptEnv.some((pattern) => matchPattern(name, pattern))) request.accept();
+    else request.reject();
+  });
+  // A pty request is answered once node-pty's import has settled; shell/exec/subsystem wait for
+  // that answer (replies still go out in order), so they know whether the session has a terminal.
+  let ptyDecided: Promise<void> = Promise.resolve();
+  let nodePty: NodePty | undefined;
+  session.on('pty', (request) => {
+    if (!settings.permitTTY || keyOptions?.pty === false) {
+      options.log.verbose(`PTY allocation disabled for ${user.name} (${settings.permitTTY ? 'no-pty in authorized_keys' : 'PermitTTY no'})`);
+      request.reject();
       return;
     }
-    // sshd's order (do_setup_env): authorized_keys environment=, then ~/.ssh/environment (both
-    // only as PermitUserEnvironment allows), then SetEnv; later ones win.
-    const extraEnv: Record<string, string> = {};
-    const permit = settings.permitUserEnvironment;
-    if (keyOptions) {
-      for (const { name, value } of keyOptions.environment) if (userMaySet(permit, name)) extraEnv[name] = value;
+    ptyDecided = ptySupport(options.switchUser).then((support) => {
+      if (!support.nodePty) {
+        options.log.info(`PTY allocation refused: ${support.reason}`);
+        request.reject();
+        return;
+      }
+      nodePty = support.nodePty;
+      request.accept();
+    });
+  });
+  session.on('x11', (request) => request.reject());
+  session.on('auth-agent', (request) => {
+    if (!settings.allowAgentForwarding || settings.disableForwarding || keyOptions?.agentForwarding === false) {
+      request.reject();
+      return;
     }
-    const userFile: Promise<string[]> =
-      permit === false
-        ? Promise.resolve([])
-        : readUserEnvironmentFile(user, options.switchUser, chroot).then((text) => {
-            if (text === undefined) return [];
-            const parsed = parseEnvironmentFile(text, `${user.home}/.ssh/environment`);
-            for (const [name, value] of parsed.variables) if (userMaySet(permit, name)) extraEnv[name] = value;
-            return [...parsed.problems];
-          });
-    const setEnv = (): void => {
-      for (const { name, value } of settings.setEnv) extraEnv[name] = value;
-    };
-    session.on('env', (request) => {
-      const { name } = request.details;
-      if (settings.acceptEnv.some((pattern) => matchPattern(name, pattern))) request.accept();
-      else request.reject();
+    if (chroot !== undefined) {
+      // The agent socket would live outside the chroot, where the session cannot reach it.
+      options.log.verbose(`agent forwarding refused for ${user.name}: the session is chrooted`);
+      request.reject();
+      return;
+    }
+    request.accept();
+    served.agentSocket ??= startAgentSocket(connection, user, options.switchUser);
+  });
+  const context = (): SessionContext => ({
+    user,
+    switchUser: options.switchUser,
+    remoteAddress: connection.remoteAddress ?? '',
+    remotePort: connection.remotePort ?? 0,
+    localAddress: '127.0.0.1',
+    localPort: 0,
+    extraEnv: { ...extraEnv },
+    clientEnv: { ...session.env },
+    chroot,
+  });
+  const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
+  const run = (command: string | undefined, original: string | undefined): void => {
+    const socket = (served.agentSocket ?? Promise.resolve(undefined)).then((path) => path, () => undefined);
+    void Promise.all([socket, ptyDecided, userFile]).then(([socketPath, , problems]) => {
+      setEnv();
+      // As sshd: a bad line in ~/.ssh/environment is reported to the session and skipped.
+      for (const problem of problems) session.stderr.write(`${problem}\n`);
+      start(command, original, socketPath);
     });
-    // A pty request is answered once node-pty's import has settled; shell/exec/subsystem wait for
-    // that answer (replies still go out in order), so they know whether the session has a terminal.
-    let ptyDecided: Promise<void> = Promise.resolve();
-    let nodePty: NodePty | undefined;
-    session.on('pty', (request) => {
-      if (!settings.permitTTY || keyOptions?.pty === false) {
-        options.log.verbose(`PTY allocation disabled for ${user.name} (${settings.permitTTY ? 'no-pty in authorized_keys' : 'PermitTTY no'})`);
-        request.reject();
-        return;
-      }
-      ptyDecided = ptySupport(options.switchUser).then((support) => {
-        if (!support.nodePty) {
-          options.log.info(`PTY allocation refused: ${support.reason}`);
-          request.reject();
-          return;
-        }
-        nodePty = support.nodePty;
-        request.accept();
-      });
-    });
-    session.on('x11', (request) => request.reject());
-    session.on('auth-agent', (request) => {
-      if (!settings.allowAgentForwarding || settings.disableForwarding || keyOptions?.agentForwarding === false) {
-        request.reject();
-        return;
-      }
-      if (chroot !== undefined) {
-        // The agent socket would live outside the chroot, where the session cannot reach it.
-        options.log.verbose(`agent forwarding refused for ${user.name}: the session is chrooted`);
-        request.reject();
-        return;
-      }
-      request.accept();
-      agentSocket ??= startAgentSocket(connection, user, options.switchUser);
-    });
-    const context = (): SessionContext => ({
-      user,
-      switchUser: options.switchUser,
-      remoteAddress: connection.remoteAddress ?? '',
-      remotePort: connection.remotePort ?? 0,
-      localAddress: '127.0.0.1',
-      localPort: 0,
-      extraEnv: { ...extraEnv },
-      clientEnv: { ...session.env },
-      chroot,
-    });
-    const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
-    const run = (command: string | undefined, original: string | undefined): void => {
-      const socket = (agentSocket ?? Promise.resolve(undefined)).then((path) => path, () => undefined);
-      void Promise.all([socket, ptyDecided, userFile]).then(([socketPath, , problems]) => {
-        setEnv();
-        // As sshd: a bad line in ~/.ssh/environment is reported to the session and skipped.
-        for (const problem of problems) session.stderr.write(`${problem}\n`);
-        start(command, original, socketPath);
-      });
-    };
-    const start = (command: string | undefined, original: string | undefined, agentPath: string | undefined): void => {
-      const env: SessionContext = { ...context(), motd: command === undefined ? motdFor(user, settings) : undefined };
-      if (agentPath) (env.extraEnv as Record<string, string>).SSH_AUTH_SOCK = agentPath;
-      if (forced !== undefined && original !== undefined) (env.extraEnv as Record<string, string>).SSH_ORIGINAL_COMMAND = original;
-      // SFTP: internal-sftp, as a Subsystem or a ForceCommand, is tssh's own SFTP server (src/sftp/),
-      // whatever the client asked to run and whether or not it has a pty, as in sshd.
-      if (command !== undefined && isInternalSftp(command)) return startInternalSftp(session, env, command, options.log);
-      if (session.pty && nodePty) runWithPty(session, env, command, nodePty);
-      else void runWithoutPty(session, env, command);
-    };
-    session.on('exec', (request) => {
-      request.accept();
-      run(forced ?? request.details.command, request.details.command);
-    });
-    session.on('shell', (request) => {
-      request.accept();
-      run(forced, undefined);
-    });
-    session.on('subsystem', (request) => {
-      const subsystem = settings.subsystem.find((s) => s.name === request.details.name);
-      if (!subsystem) {
-        request.reject();
-        return;
-      }
-      request.accept();
-      run(forced ?? subsystem.command, undefined);
-    });
+  };
+  const start = (command: string | undefined, original: string | undefined, agentPath: string | undefined): void => {
+    const env: SessionContext = { ...context(), motd: command === undefined ? motdFor(user, settings) : undefined };
+    if (agentPath) (env.extraEnv as Record<string, string>).SSH_AUTH_SOCK = agentPath;
+    if (forced !== undefined && original !== undefined) (env.extraEnv as Record<string, string>).SSH_ORIGINAL_COMMAND = original;
+    // SFTP: internal-sftp, as a Subsystem or a ForceCommand, is tssh's own SFTP server (src/sftp/),
+    // whatever the client asked to run and whether or not it has a pty, as in sshd.
+    if (command !== undefined && isInternalSftp(command)) return startInternalSftp(session, env, command, options.log);
+    if (session.pty && nodePty) runWithPty(session, env, command, nodePty);
+    else void runWithoutPty(session, env, command);
+  };
+  session.on('exec', (request) => {
+    request.accept();
+    run(forced ?? request.details.command, request.details.command);
+  });
+  session.on('shell', (request) => {
+    request.accept();
+    run(forced, undefined);
+  });
+  session.on('subsystem', (request) => {
+    const subsystem = settings.subsystem.find((s) => s.name === request.details.name);
+    if (!subsystem) {
+      request.reject();
+      return;
+    }
+    request.accept();
+    run(forced ?? subsystem.command, undefined);
   });
 }
 
-function serveForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger, chroot: string | undefined): void {
-  connection.on('direct-streamlocal', (request, accept, reject) => {
-    const allowed =
-      // Socket paths would be resolved outside the chroot: refused for chrooted users.
-      chroot === undefined &&
-      !settings.disableForwarding &&
-      (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'local') &&
-      (state.keyOptions?.portForwarding ?? true);
-    if (!allowed) {
-      reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'stream local forwarding refused');
-      return;
-    }
-    // Half-open kept: one side's FIN must not cut the other direction short (as sshd).
-    const socket = netConnect({ path: request.path, allowHalfOpen: true });
-    socket.once('connect', () => {
-      const stream = accept();
-      joinStreams(socket, stream);
-    });
-    socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.path}: ${error.message}`));
+/** ssh -L to a Unix socket (direct-streamlocal@openssh.com) under AllowStreamLocalForwarding. */
+function onDirectStreamLocal(this: ServerConnection, request: { readonly path: string }, accept: () => ChannelStream, reject: OpenReject): void {
+  const { settings, state, chroot } = servedConnections.get(this)!;
+  const allowed =
+    // Socket paths would be resolved outside the chroot: refused for chrooted users.
+    chroot === undefined &&
+    !settings.disableForwarding &&
+    (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'local') &&
+    (state.keyOptions?.portForwarding ?? true);
+  if (!allowed) {
+    reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'stream local forwarding refused');
+    return;
+  }
+  // Half-open kept: one side's FIN must not cut the other direction short (as sshd).
+  const socket = netConnect({ path: request.path, allowHalfOpen: true });
+  socket.once('connect', () => {
+    const stream = accept();
+    joinStreams(socket, stream);
   });
-  connection.on('direct-tcpip', (request, accept, reject) => {
-    const allowed =
-      !settings.disableForwarding &&
-      (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'local') &&
-      (state.keyOptions?.portForwarding ?? true) &&
-      permitOpenAllows(settings.permitOpen, request.host, request.port) &&
-      keyPermitOpenAllows(state, request.host, request.port);
-    if (!allowed) {
-      log.info(`refused local port forward to ${request.host}:${request.port} for ${connection.user ?? ''}`);
-      reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'port forwarding refused');
-      return;
-    }
-    const socket = netConnect({ host: request.host, port: request.port, allowHalfOpen: true });
-    socket.once('connect', () => {
-      const stream = accept();
-      joinStreams(socket, stream);
-    });
-    socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.host} port ${request.port}: ${error.message}`));
+  socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.path}: ${error.message}`));
+}
+
+/** ssh -L (direct-tcpip) under AllowTcpForwarding and PermitOpen. */
+function onDirectTcpip(this: ServerConnection, request: DirectTcpipRequest, accept: () => ChannelStream, reject: OpenReject): void {
+  const connection = this;
+  const { settings, state, options } = servedConnections.get(connection)!;
+  const log = options.log;
+  const allowed =
+    !settings.disableForwarding &&
+    (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'local') &&
+    (state.keyOptions?.portForwarding ?? true) &&
+    permitOpenAllows(settings.permitOpen, request.host, request.port) &&
+    keyPermitOpenAllows(state, request.host, request.port);
+  if (!allowed) {
+    log.info(`refused local port forward to ${request.host}:${request.port} for ${connection.user ?? ''}`);
+    reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'port forwarding refused');
+    return;
+  }
+  const socket = netConnect({ host: request.host, port: request.port, allowHalfOpen: true });
+  socket.once('connect', () => {
+    const stream = accept();
+    joinStreams(socket, stream);
   });
+  socket.once('error', (error) => reject(ChannelOpenFailure.CONNECT_FAILED, `connect to ${request.host} port ${request.port}: ${error.message}`));
+}
+
+/**
+ * The listeners of a connection's remote forwards, by "address:port" (TCP) and by path (Unix
+ * sockets), closed with the connection. Made at the first forward: most connections never ask for one.
+ */
+function forwardListeners(connection: ServerConnection, served: Served): RemoteForwards {
+  if (!served.forwards) {
+    const made: RemoteForwards = (served.forwards = { tcp: new Map(), unix: new Map() });
+    connection.once('close', () => {
+      for (const listener of made.tcp.values()) listener.close();
+      for (const listener of made.unix.values()) listener.close();
+    });
+  }
+  return served.forwards;
 }
 
 /** ssh -R: listen where the client asks (GatewayPorts decides the address) and forward to it. */
-function serveRemoteForwarding(connection: ServerConnection, settings: SshdSettings, state: AuthResultState, log: Logger, chroot: string | undefined): void {
-  const listeners = new Map<string, NetServer>();
-  connection.on('tcpip-forward', (request, accept, reject) => {
-    const allowed =
-      !settings.disableForwarding &&
-      (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'remote') &&
-      (state.keyOptions?.portForwarding ?? true) &&
-      permitListenAllows(settings.permitListen, state, request.address, request.port) &&
-      // Privileged ports only for root, as sshd.
-      (request.port === 0 || request.port >= 1024 || state.user?.uid === 0);
-    if (!allowed) {
-      log.info(`refused remote port forward ${request.address}:${request.port} for ${connection.user ?? ''}`);
-      reject();
-      return;
-    }
-    const host = gatewayAddress(settings.gatewayPorts, request.address);
-    const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
-      const bound = (listener.address() as AddressInfo).port;
-      connection
-        .openForwardedTcpip(request.address, bound, socket.remoteAddress ?? '', socket.remotePort ?? 0)
-        .then((stream) => {
-          joinStreams(socket, stream);
-        })
-        .catch(() => socket.destroy());
-    });
-    listener.once('error', () => reject());
-    listener.listen(request.port, host, () => {
-      const bound = (listener.address() as AddressInfo).port;
-      listeners.set(`${request.address}:${bound}`, listener);
-      log.verbose(`remote forward listening on ${host} port ${bound} for ${connection.user ?? ''}`);
-      accept(bound);
-    });
+function onTcpipForward(this: ServerConnection, request: RemoteForwardRequest, accept: (boundPort: number) => void, reject: () => void): void {
+  const connection = this;
+  const served = servedConnections.get(connection)!;
+  const { settings, state, options } = served;
+  const log = options.log;
+  const allowed =
+    !settings.disableForwarding &&
+    (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'remote') &&
+    (state.keyOptions?.portForwarding ?? true) &&
+    permitListenAllows(settings.permitListen, state, request.address, request.port) &&
+    // Privileged ports only for root, as sshd.
+    (request.port === 0 || request.port >= 1024 || state.user?.uid === 0);
+  if (!allowed) {
+    log.info(`refused remote port forward ${request.address}:${request.port} for ${connection.user ?? ''}`);
+    reject();
+    return;
+  }
+  const host = gatewayAddress(settings.gatewayPorts, request.address);
+  const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
+    const bound = (listener.address() as AddressInfo).port;
+    connection
+      .openForwardedTcpip(request.address, bound, socket.remoteAddress ?? '', socket.remotePort ?? 0)
+      .then((stream) => {
+        joinStreams(socket, stream);
+      })
+      .catch(() => socket.destroy());
   });
-  connection.on('cancel-tcpip-forward', (request, done) => {
-    const listener = listeners.get(`${request.address}:${request.port}`);
-    if (!listener) return done(false);
-    listeners.delete(`${request.address}:${request.port}`);
-    listener.close();
-    done(true);
+  listener.once('error', () => reject());
+  listener.listen(request.port, host, () => {
+    const bound = (listener.address() as AddressInfo).port;
+    forwardListeners(connection, served).tcp.set(`${request.address}:${bound}`, listener);
+    log.verbose(`remote forward listening on ${host} port ${bound} for ${connection.user ?? ''}`);
+    accept(bound);
   });
-  // Unix sockets (streamlocal-forward@openssh.com) under AllowStreamLocalForwarding.
-  const socketListeners = new Map<string, NetServer>();
-  connection.on('streamlocal-forward', (request, accept, reject) => {
-    const allowed =
-      chroot === undefined &&
-      !settings.disableForwarding &&
-      (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'remote') &&
-      (state.keyOptions?.portForwarding ?? true);
-    if (!allowed) {
-      log.info(`refused remote stream local forward ${request.path} for ${connection.user ?? ''}`);
-      reject();
-      return;
-    }
-    const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
-      connection
-        .openForwardedStreamLocal(request.path)
-        .then((stream) => {
-          joinStreams(socket, stream);
-        })
-        .catch(() => socket.destroy());
-    });
-    listener.once('error', () => reject());
-    listener.listen(request.path, () => {
-      socketListeners.set(request.path, listener);
-      // The socket belongs to the user who asked for it (sshd creates it as that user).
-      if (state.user && state.user.uid !== process.getuid?.()) void chown(request.path, state.user.uid, state.user.gid).catch(() => {});
-      accept();
-    });
+}
+
+function onCancelTcpipForward(this: ServerConnection, request: RemoteForwardRequest, done: (ok: boolean) => void): void {
+  const forwards = servedConnections.get(this)!.forwards;
+  const listener = forwards?.tcp.get(`${request.address}:${request.port}`);
+  if (!listener) return done(false);
+  forwards!.tcp.delete(`${request.address}:${request.port}`);
+  listener.close();
+  done(true);
+}
+
+/** ssh -R to a Unix socket (streamlocal-forward@openssh.com) under AllowStreamLocalForwarding. */
+function onStreamLocalForward(this: ServerConnection, request: { readonly path: string }, accept: () => void, reject: () => void): void {
+  const connection = this;
+  const served = servedConnections.get(connection)!;
+  const { settings, state, options, chroot } = served;
+  const log = options.log;
+  const allowed =
+    chroot === undefined &&
+    !settings.disableForwarding &&
+    (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'remote') &&
+    (state.keyOptions?.portForwarding ?? true);
+  if (!allowed) {
+    log.info(`refused remote stream local forward ${request.path} for ${connection.user ?? ''}`);
+    reject();
+    return;
+  }
+  const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
+    connection
+      .openForwardedStreamLocal(request.path)
+      .then((stream) => {
+        joinStreams(socket, stream);
+      })
+      .catch(() => socket.destroy());
   });
-  connection.on('cancel-streamlocal-forward', (request, done) => {
-    const listener = socketListeners.get(request.path);
-    if (!listener) return done(false);
-    socketListeners.delete(request.path);
-    listener.close();
-    done(true);
+  listener.once('error', () => reject());
+  listener.listen(request.path, () => {
+    forwardListeners(connection, served).unix.set(request.path, listener);
+    // The socket belongs to the user who asked for it (sshd creates it as that user).
+    if (state.user && state.user.uid !== process.getuid?.()) void chown(request.path, state.user.uid, state.user.gid).catch(() => {});
+    accept();
   });
-  connection.on('close', () => {
-    for (const listener of listeners.values()) listener.close();
-    for (const listener of socketListeners.values()) listener.close();
-  });
+}
+
+function onCancelStreamLocalForward(this: ServerConnection, request: { readonly path: string }, done: (ok: boolean) => void): void {
+  const forwards = servedConnections.get(this)!.forwards;
+  const listener = forwards?.unix.get(request.path);
+  if (!listener) return done(false);
+  forwards!.unix.delete(request.path);
+  listener.close();
+  done(true);
 }
 
 /** sshd's GatewayPorts: `no` binds loopback only; `yes` every address; clientspecified as asked. */
