@@ -400,6 +400,9 @@ export interface SshServerEvents {
   close: [];
 }
 
+/** The connection reports a socket's error; this listener only keeps it from crashing the process. One function for every socket. */
+function ignoreSocketError(): void {}
+
 /** Listens for connections (or takes streams) and serves each with the same options. */
 export class SshServer extends EventEmitter<SshServerEvents> {
   private netServer: NetServer | undefined;
@@ -438,7 +441,7 @@ export class SshServer extends EventEmitter<SshServerEvents> {
       const server = netCreateServer({ pauseOnConnect: true }, (accepted: Socket) => {
         const socket = adoptAcceptedSocket(accepted);
         socket.setNoDelay(true);
-        socket.on('error', () => {}); // the connection reports it; one bad socket never hurts the server
+        socket.on('error', ignoreSocketError);
         this.handle(socket, socket.remoteAddress, socket.remotePort);
       });
       this.netServer = server;
