@@ -11,7 +11,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { Transport, type TransportHandler, type TransportOptions, type KexInfo } from './transport/transport.js';
-import { pumpInto, streamSender } from './transport-io.js';
+import { linkOf, pumpInto, type StreamLink } from './transport-io.js';
 import { ChannelMux, type MuxChannel, type MuxHandler, type MuxOptions, type OpenDecision, type IncomingOpen } from './connection/mux.js';
 import { ConnectionLostError, DisconnectReason, SshError, type DisconnectReasonCode } from './errors.js';
 
@@ -41,6 +41,7 @@ export class Endpoint implements TransportHandler {
   private closed = false;
   private closeError: SshError | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly link: StreamLink;
 
   constructor(
     readonly stream: Duplex,
@@ -48,10 +49,10 @@ export class Endpoint implements TransportHandler {
     readonly hooks: EndpointHooks,
     private readonly muxOptions?: MuxOptions,
   ) {
-    this.send = streamSender(stream);
+    const byteStream = { readable: stream, writable: stream };
+    this.link = linkOf(byteStream);
     this.transport = new Transport(transportOptions, this);
-    stream.on('drain', () => this.mux?.drained());
-    pumpInto(this.transport, { readable: stream, writable: stream });
+    pumpInto(this.transport, byteStream, this);
   }
 
   start(): void {
@@ -104,7 +105,14 @@ export class Endpoint implements TransportHandler {
   // ---- TransportHandler: called by the transport only -----------------------------------------
 
   /** Writes to the stream, coalescing the writes of one tick. */
-  readonly send: TransportHandler['send'];
+  send(chunks: readonly Buffer[]): void {
+    this.link.send(chunks);
+  }
+
+  /** The stream has room again (DrainListener): channels may send. */
+  drained(): void {
+    this.mux?.drained();
+  }
 
   message(payload: Buffer): void {
     const type = payload[0]!;

@@ -3,6 +3,10 @@
  * any Duplex). Writes made during one turn of the event loop are coalesced (cork/uncork), TCP
  * sockets get TCP_NODELAY (small writes would otherwise wait ~40 ms on Nagle and delayed ACKs),
  * and reading pauses while the transport cannot take input.
+ *
+ * What a stream needs for this lives on one StreamLink object, and the stream's listeners are
+ * functions shared by every stream (Node calls them with the stream as `this`, and they find the
+ * link on it): an idle server connection keeps no closures here.
  */
 import type { Readable, Writable } from 'node:stream';
 import { Socket, connect as netConnect, type OnReadOpts, type SocketConstructorOpts, type TcpNetConnectOpts } from 'node:net';
@@ -29,24 +33,91 @@ const READ_BUFFER_SIZE = 256 * 1024;
  */
 let sharedReadBuffer: Buffer | undefined;
 
-/** Where the reads of an onread socket go: set by pumpInto; until then they are kept (copied). */
-interface ReadSink {
-  deliver: ((chunk: Buffer) => boolean) | undefined;
-  readonly early: Buffer[];
-}
-const readSinks = new WeakMap<Socket, ReadSink>();
+/** Where a stream keeps its link (a symbol property: one lookup per read, no WeakMap). */
+const LINK = Symbol('tssh.streamLink');
+type Linked = { [LINK]?: StreamLink };
 
-/** The `onread` option for a socket whose reads go to `sink`. */
-function onreadInto(sink: ReadSink): OnReadOpts {
-  return {
-    buffer: (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE)),
-    callback: (bytes: number, buffer: Uint8Array): boolean => {
-      const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
-      if (sink.deliver) return sink.deliver(chunk);
-      sink.early.push(Buffer.from(chunk));
-      return true;
-    },
-  };
+/** Told when the stream has room again after write() returned false. */
+export interface DrainListener {
+  drained(): void;
+}
+
+/** A stream joined to a transport: its write coalescing, and where its reads go. */
+export class StreamLink {
+  transport: Transport | undefined;
+  /** Told about the writable's 'drain' (the endpoint, which tells its channels). */
+  drainListener: DrainListener | undefined;
+  /** Reads of an onread socket made before a transport was attached (copies). */
+  early: Buffer[] | undefined;
+  private corked = false;
+
+  constructor(
+    readonly readable: Readable,
+    readonly writable: Writable,
+    /** Reads arrive through onSharedRead (the process's read buffer), not 'data' events. */
+    readonly sharedBuffer: boolean,
+  ) {}
+
+  /** Write the chunks of one packet; everything written in one tick goes out in one writev. */
+  send(chunks: readonly Buffer[]): void {
+    const writable = this.writable;
+    if (writable.destroyed || writable.writableEnded) return;
+    if (!this.corked) {
+      this.corked = true;
+      writable.cork();
+      process.nextTick(uncork, this);
+    }
+    for (const chunk of chunks) writable.write(chunk);
+  }
+
+  uncork(): void {
+    this.corked = false;
+    this.writable.uncork();
+  }
+}
+
+function uncork(link: StreamLink): void {
+  link.uncork();
+}
+
+/** The link of `stream`, made (and kept on the stream) the first time it is asked for. */
+export function linkOf(stream: ByteStream): StreamLink {
+  const linked = stream.readable as Readable & Linked;
+  let link = linked[LINK];
+  if (!link) {
+    link = new StreamLink(stream.readable, stream.writable, false);
+    linked[LINK] = link;
+    (stream.writable as Writable & Linked)[LINK] = link;
+  }
+  return link;
+}
+
+/** net's onread callback, for every socket: Node calls it as a method of the socket. */
+function onSharedRead(this: Socket & Linked, bytes: number, buffer: Uint8Array): boolean {
+  const link = this[LINK]!;
+  const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
+  const transport = link.transport;
+  if (!transport) {
+    (link.early ??= []).push(Buffer.from(chunk));
+    return true;
+  }
+  transport.receive(chunk, true);
+  if (!transport.isPaused) return true;
+  // Returning false stops reading; resume() starts it again.
+  const socket = this;
+  transport.onResume(() => socket.resume());
+  return false;
+}
+
+/** The `onread` option of every socket that reads into the shared buffer. */
+function sharedOnread(): OnReadOpts {
+  return { buffer: (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE)), callback: onSharedRead };
+}
+
+function linkSharedReads(socket: Socket): Socket {
+  const link = new StreamLink(socket, socket, true);
+  (socket as Socket & Linked)[LINK] = link;
+  return socket;
 }
 
 /**
@@ -56,10 +127,7 @@ function onreadInto(sink: ReadSink): OnReadOpts {
  * quarter less CPU for reading the socket, and less external memory for V8 to collect.
  */
 export function connectTcp(options: TcpNetConnectOpts): Socket {
-  const sink: ReadSink = { deliver: undefined, early: [] };
-  const socket = netConnect({ ...options, onread: onreadInto(sink) });
-  readSinks.set(socket, sink);
-  return socket;
+  return linkSharedReads(netConnect({ ...options, onread: sharedOnread() }));
 }
 
 /**
@@ -84,79 +152,72 @@ export function adoptAcceptedSocket(accepted: Socket): Socket {
     accepted.resume();
     return accepted;
   }
-  const sink: ReadSink = { deliver: undefined, early: [] };
   husk._handle = null;
   accepted.destroy();
-  const options = { handle, allowHalfOpen: accepted.allowHalfOpen, readable: true, writable: true, onread: onreadInto(sink) };
-  const socket = new Socket(options as SocketConstructorOpts);
-  readSinks.set(socket, sink);
-  return socket;
+  const options = { handle, allowHalfOpen: accepted.allowHalfOpen, readable: true, writable: true, onread: sharedOnread() };
+  return linkSharedReads(new Socket(options as SocketConstructorOpts));
 }
 
 /** Whether reads of `socket` go through the process's read buffer (connectTcp, adoptAcceptedSocket). */
 export function readsIntoSharedBuffer(socket: Socket): boolean {
-  return readSinks.has(socket);
+  return (socket as Socket & Linked)[LINK]?.sharedBuffer === true;
 }
 
 /**
- * Make a TransportHandler's `send` that writes to `writable`, coalescing the writes of one tick.
+ * Make a TransportHandler's `send` that writes to `writable`, coalescing the writes of one tick
+ * (for a handler that is not an Endpoint; an Endpoint sends through its StreamLink).
  */
 export function streamSender(writable: Writable): TransportHandler['send'] {
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    writable.uncork();
-  };
-  return (chunks) => {
-    if (writable.destroyed || writable.writableEnded) return;
-    if (!corked) {
-      corked = true;
-      writable.cork();
-      process.nextTick(uncork);
-    }
-    for (const chunk of chunks) writable.write(chunk);
-  };
+  const link = new StreamLink(undefined as unknown as Readable, writable, false);
+  return (chunks) => link.send(chunks);
+}
+
+// The listeners every linked stream shares: `this` is the stream.
+
+function onLinkData(this: Readable & Linked, chunk: Buffer): void {
+  const transport = this[LINK]?.transport;
+  if (!transport) return;
+  transport.receive(chunk);
+  if (transport.isPaused) {
+    this.pause();
+    const readable = this;
+    transport.onResume(() => readable.resume());
+  }
+}
+
+function onLinkEnd(this: Readable & Linked): void {
+  this[LINK]?.transport?.end();
+}
+
+function onLinkError(this: Readable & Linked, error: Error): void {
+  this[LINK]?.transport?.end(error);
+}
+
+function onLinkDrain(this: Writable & Linked): void {
+  this[LINK]?.drainListener?.drained();
 }
 
 /**
- * Feed `readable` into `transport` until either ends. Call after constructing the transport with
- * a handler whose `send` came from `streamSender`. Returns a function that detaches.
+ * Feed `stream` into `transport` until either ends, and pass the writable's 'drain' to
+ * `drainListener`. Call after constructing the transport with a handler that sends through
+ * `linkOf(stream)` or `streamSender(stream.writable)`.
  */
-export function pumpInto(transport: Transport, stream: ByteStream): () => void {
+export function pumpInto(transport: Transport, stream: ByteStream, drainListener?: DrainListener): void {
   const { readable, writable } = stream;
   if (readable instanceof Socket) readable.setNoDelay(true);
-  const onData = (chunk: Buffer): void => {
-    transport.receive(chunk);
-    if (transport.isPaused) {
-      readable.pause();
-      transport.onResume(() => readable.resume());
-    }
-  };
-  const onEnd = (): void => transport.end();
-  const onError = (error: Error): void => transport.end(error);
-  const sink = readable instanceof Socket ? readSinks.get(readable) : undefined;
-  if (sink) {
-    // Reads into the socket's own buffer: returning false pauses the socket (net's onread).
-    sink.deliver = (chunk) => {
-      transport.receive(chunk, true);
-      if (!transport.isPaused) return true;
-      transport.onResume(() => readable.resume());
-      return false;
-    };
-    for (const chunk of sink.early.splice(0)) transport.receive(chunk);
+  const link = linkOf(stream);
+  link.transport = transport;
+  link.drainListener = drainListener;
+  if (drainListener) writable.on('drain', onLinkDrain);
+  if (link.sharedBuffer) {
+    const early = link.early;
+    link.early = undefined;
+    if (early) for (const chunk of early) transport.receive(chunk);
     // Flowing mode, so that 'end' is emitted (no data arrives through the stream itself).
     readable.resume();
-  } else readable.on('data', onData);
-  readable.on('end', onEnd);
-  readable.on('close', onEnd);
-  readable.on('error', onError);
-  writable.on('error', onError);
-  return () => {
-    if (sink) sink.deliver = undefined;
-    readable.off('data', onData);
-    readable.off('end', onEnd);
-    readable.off('close', onEnd);
-    readable.off('error', onError);
-    writable.off('error', onError);
-  };
+  } else readable.on('data', onLinkData);
+  readable.on('end', onLinkEnd);
+  readable.on('close', onLinkEnd);
+  readable.on('error', onLinkError);
+  if (writable !== readable) writable.on('error', onLinkError);
 }
