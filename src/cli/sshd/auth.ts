@@ -113,7 +113,13 @@ async function readAuthorizedKeys(path: string, user: SystemUser, strictModes: b
 
 export function createAuthHooks(context: AuthPolicyContext, state: AuthResultState): ServerAuthHooks {
   const reportedInvalid = new Set<string>();
+  // One connection asks about one user several times (a publickey query, the signed request, the
+  // success): like sshd, which looks the account up once per connection, the answer is kept for
+  // the connection's life (RFC 4252 §5 forbids changing the user name midway anyway).
+  const resolved = new Map<string, { user: SystemUser | undefined; settings: SshdSettings; refused: string | undefined }>();
   const resolveUser = (name: string): { user: SystemUser | undefined; settings: SshdSettings; refused: string | undefined } => {
+    const known = resolved.get(name);
+    if (known) return known;
     const settings = context.settings(name);
     let user = lookupUser(name);
     if (context.onlyUser && user && user.name !== context.onlyUser.name) user = undefined;
@@ -123,7 +129,9 @@ export function createAuthHooks(context: AuthPolicyContext, state: AuthResultSta
       context.log(`Invalid user ${name} from ${context.remoteAddress}`);
     }
     if (!refused && user?.uid === 0 && settings.permitRootLogin === 'no') refused = 'root login refused (PermitRootLogin no)';
-    return { user, settings, refused };
+    const answer = { user, settings, refused };
+    resolved.set(name, answer);
+    return answer;
   };
 
   const checkPassword = async (name: string, password: string): Promise<boolean> => {
