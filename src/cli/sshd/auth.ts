@@ -79,10 +79,19 @@ function strictModesOk(info: BigIntStats, user: SystemUser): boolean {
  * rename over it, chmod or chown changes at least one of these (the change time covers them all);
  * a read that races with a write stores what it read under the older identity, so the next stat
  * sees a difference and reads again.
+ *
+ * File systems stamp changes with a coarse clock (one tick, 1-10 ms), so two writes of the same
+ * size within one tick leave identical identities: a version read between them would hide the
+ * second. A version is therefore kept only once its last change is AUTHORIZED_KEYS_SETTLE_NS old by
+ * our clock (any later change gets a later stamp); a younger file is read at every attempt, as
+ * sshd reads it. This relies on the file's timestamps following this machine's clock, as local
+ * file systems' do.
  */
 const authorizedKeysCache = new Map<string, { readonly stamp: string; readonly file: AuthorizedKeysFile }>();
 /** Entries kept at most (oldest dropped first): one per user's file in practice. */
 const AUTHORIZED_KEYS_CACHE_SIZE = 256;
+/** How old (ns) a file's last change must be before a version of it is kept: far beyond a clock tick. */
+const AUTHORIZED_KEYS_SETTLE_NS = 2_000_000_000n;
 
 /**
  * The parsed authorized_keys file at `path`, or undefined when it cannot be used: missing,
@@ -106,8 +115,12 @@ async function readAuthorizedKeys(path: string, user: SystemUser, strictModes: b
     return undefined;
   }
   authorizedKeysCache.delete(path);
-  authorizedKeysCache.set(path, { stamp, file });
-  if (authorizedKeysCache.size > AUTHORIZED_KEYS_CACHE_SIZE) authorizedKeysCache.delete(authorizedKeysCache.keys().next().value!);
+  const lastChange = info.mtimeNs > info.ctimeNs ? info.mtimeNs : info.ctimeNs;
+  // A change stamped in the future (clock skew) never counts as settled.
+  if (BigInt(Date.now()) * 1_000_000n - lastChange >= AUTHORIZED_KEYS_SETTLE_NS) {
+    authorizedKeysCache.set(path, { stamp, file });
+    if (authorizedKeysCache.size > AUTHORIZED_KEYS_CACHE_SIZE) authorizedKeysCache.delete(authorizedKeysCache.keys().next().value!);
+  }
   return file;
 }
 
