@@ -490,17 +490,12 @@ export class SshClient extends EventEmitter<ClientEvents> {
 
   private onHostKeysAnnounced(data: Buffer, debug?: (line: string) => void): void {
     const r = new Reader(data, 0, data.length, 'hostkeys-00@openssh.com');
-    const keys: SshPublicKey[] = [];
-    while (r.remaining > 0) {
-      const blob = Buffer.from(r.string());
-      try {
-        keys.push(parsePublicKeyBlob(blob));
-      } catch {
-        debug?.('hostkeys: skipping a key of an unsupported type');
-      }
-    }
-    this.announcedHostKeys = keys;
-    this.emit('hostkeys', keys);
+    const blobs: Buffer[] = [];
+    while (r.remaining > 0) blobs.push(Buffer.from(r.string()));
+    // Decoding a key means importing it into node:crypto: done when someone asks (announcedHostKeys,
+    // a 'hostkeys' listener, UpdateHostKeys), not for every connection that never looks.
+    this.announced = { blobs, keys: undefined, debug };
+    if (this.listenerCount('hostkeys') > 0) this.emit('hostkeys', this.announcedHostKeys!);
   }
 
   /** UpdateHostKeys: record the host keys the server announces, once it proves them (./host-key-updates.ts). */
@@ -524,8 +519,25 @@ export class SshClient extends EventEmitter<ClientEvents> {
     else this.once('hostkeys', learn);
   }
 
+  private announced: { readonly blobs: Buffer[]; keys: SshPublicKey[] | undefined; readonly debug: ((line: string) => void) | undefined } | undefined;
+
   /** The host keys the server announced after authentication (hostkeys-00@openssh.com), if it did. */
-  announcedHostKeys: SshPublicKey[] | undefined;
+  get announcedHostKeys(): SshPublicKey[] | undefined {
+    const announced = this.announced;
+    if (!announced) return undefined;
+    if (!announced.keys) {
+      const keys: SshPublicKey[] = [];
+      for (const blob of announced.blobs) {
+        try {
+          keys.push(parsePublicKeyBlob(blob));
+        } catch {
+          announced.debug?.('hostkeys: skipping a key of an unsupported type');
+        }
+      }
+      announced.keys = keys;
+    }
+    return announced.keys;
+  }
 
   /**
    * Ask the server to prove it holds these host keys (hostkeys-prove-00@openssh.com, OpenSSH

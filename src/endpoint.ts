@@ -126,7 +126,7 @@ export class Endpoint implements TransportHandler {
     this.closed = true;
     const final = this.closeError ?? error;
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
-    this.mux?.terminate(final ?? new ConnectionLostError('connection closed'));
+    this.mux?.terminate(final ?? (() => new ConnectionLostError('connection closed')));
     // Let the DISCONNECT we may have queued reach the socket before ending it.
     setImmediate(() => this.stream.end());
     const destroyTimer = setTimeout(() => this.stream.destroy(), 2000);

@@ -133,6 +133,8 @@ export class AuthServer {
   private chain: Promise<void> = Promise.resolve();
   /** The key of the publickey attempt being handled, for the log line. */
   private attemptKey: SshPublicKey | undefined;
+  /** The key last offered, decoded: a query and the signed request that follows carry the same blob. */
+  private offeredKey: SshPublicKey | undefined;
   private pendingInfo: { expected: number; resolve: (answers: string[]) => void; reject: (e: Error) => void } | undefined;
 
   constructor(
@@ -259,10 +261,14 @@ export class AuthServer {
     const algorithm = signatureAlgorithms.all.get(request.algorithm);
     if (!algorithm || !accepted.includes(request.algorithm)) return 'failure';
     let key: SshPublicKey;
-    try {
-      key = parsePublicKeyBlob(Buffer.from(request.publicKey));
-    } catch {
-      return 'failure';
+    if (this.offeredKey?.blob.equals(request.publicKey)) key = this.offeredKey;
+    else {
+      try {
+        key = parsePublicKeyBlob(Buffer.from(request.publicKey));
+      } catch {
+        return 'failure';
+      }
+      this.offeredKey = key;
     }
     if (key.type !== algorithm.keyType) return 'failure';
     if (hostbound && (!this.options.hostKeyBlob || !request.hostKey?.equals(this.options.hostKeyBlob))) {

@@ -304,19 +304,23 @@ export class ChannelMux {
     }
   }
 
-  /** The connection ended: every channel and pending operation ends with it. */
-  terminate(error: SshError): void {
+  /** The connection ended: every channel and pending operation ends with `reason` (or the error it makes). */
+  terminate(reason: SshError | (() => SshError)): void {
     if (this.closed) return;
     this.closed = true;
+    // Made only for an open or a channel still there to hear it: a connection that ends cleanly
+    // has neither, and an Error (with its stack trace) is not free.
+    let error: SshError | undefined;
+    const why = (): SshError => (error ??= typeof reason === 'function' ? reason() : reason);
     for (const channel of this.channels.values()) {
-      channel.opener?.reject(error);
+      channel.opener?.reject(why());
       channel.opener = undefined;
     }
     for (const resolve of this.pendingGlobal.splice(0)) resolve(false);
     for (const channel of [...this.channels.values()]) {
       channel.state = 'closed';
       for (const resolve of channel.pendingReplies.splice(0)) resolve(false);
-      channel.events?.onClose(error);
+      channel.events?.onClose(why());
     }
     this.channelMap = undefined;
   }

@@ -12,6 +12,7 @@
 // test/api/auth-errors.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseSshDebug, type OpenSshFixture } from '../helpers/openssh.js';
 import { havePeers, missingPeers } from '../helpers/peers.js';
 import { createLab, makeUserKey, startTsshd, tsshdPasswd, writeAskpass, type Tsshd, type UserKey, type UserKeyKind } from '../helpers/auth-lab.js';
@@ -247,5 +248,57 @@ describe('ssh logs in to tsshd under AuthenticationMethods publickey,password', 
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /Permission denied \(publickey\)\./);
     assert.deepEqual(askpass.prompts(), []);
+  });
+});
+
+// tsshd keeps each parsed authorized_keys file while a stat of it shows the same device, inode,
+// size and modification and change times, once its last change is two seconds old (src/cli/sshd/
+// auth.ts): every change must still count at the next attempt, as it does for sshd, which re-reads
+// the file every time.
+describe('tsshd sees every change to authorized_keys at the next login', { timeout: 120_000 }, () => {
+  let lab: OpenSshFixture | undefined;
+  let tsshd: Tsshd | undefined;
+  let first: UserKey | undefined;
+  let second: UserKey | undefined;
+  const line = (key: UserKey): string => `${key.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`;
+
+  before(async () => {
+    if (missingPeers(...PEERS)) return;
+    lab = await createLab();
+    first = await makeUserKey(lab, 'ed25519', { name: 'id_first', authorize: false });
+    second = await makeUserKey(lab, 'ed25519', { name: 'id_second', authorize: false });
+    tsshd = await startTsshd(lab, ['PermitRootLogin yes']);
+  });
+  after(async () => {
+    await tsshd?.stop();
+    await lab?.cleanup();
+  });
+
+  const login = (key: UserKey) =>
+    lab!.runSsh(['127.0.0.1', 'echo ok'], { port: tsshd!.port, identity: key.privateKey, options: ['PreferredAuthentications=publickey'] });
+
+  test('a file rewritten in place with a key of the same length, renamed over, emptied or removed', { timeout: 120_000 }, async (t) => {
+    if (!havePeers(t, ...PEERS)) return;
+    // Same length without comments: only the contents tell the two files apart.
+    assert.equal(line(first!).length, line(second!).length);
+    writeFileSync(lab!.authorizedKeys, line(first!));
+    // Old enough to be kept: the logins below are answered from tsshd's parsed copy.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    assert.equal((await login(first!)).code, 0, 'the first key is authorised');
+    assert.equal((await login(second!)).code, 255, 'the second key is not');
+    writeFileSync(lab!.authorizedKeys, line(second!)); // same inode, same size
+    assert.equal((await login(second!)).code, 0, 'the second key, right after it replaced the first in place');
+    assert.equal((await login(first!)).code, 255, 'the first key, once removed');
+    const next = lab!.path('authorized_keys.next');
+    writeFileSync(next, line(first!));
+    renameSync(next, lab!.authorizedKeys); // a new inode
+    assert.equal((await login(first!)).code, 0, 'the first key, renamed over the file');
+    assert.equal((await login(second!)).code, 255);
+    writeFileSync(lab!.authorizedKeys, '');
+    assert.equal((await login(first!)).code, 255, 'nobody, once the file is empty');
+    rmSync(lab!.authorizedKeys);
+    assert.equal((await login(first!)).code, 255, 'nobody, once the file is gone');
+    writeFileSync(lab!.authorizedKeys, line(first!));
+    assert.equal((await login(first!)).code, 0, 'the first key again, in a new file');
   });
 });

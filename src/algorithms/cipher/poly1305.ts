@@ -9,6 +9,13 @@
  * area of the WebAssembly memory that is allocated once, and the one-shot function runs there. The
  * libsodium wrappers' own crypto_onetimeauth would allocate and free WebAssembly memory and copy
  * the result on every call.
+ *
+ * libsodium is loaded when chacha20-poly1305 is first keyed, not when this module is imported: its
+ * WebAssembly instance adds about 7 MB of resident memory, and tsshd forks a process for every
+ * session, a fork whose cost grows with the parent's resident memory (measured: ~0.02 ms per MB
+ * per fork). A process that never negotiates the cipher never loads it. Until the load completes
+ * (one turn of key exchange is ample), tags are computed by @noble/ciphers: the same function, so
+ * nothing depends on when, or whether, the load finishes.
  */
 import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
 
@@ -73,13 +80,31 @@ function nobleParts(parts: readonly Uint8Array[], key: Uint8Array): Buffer {
   return Buffer.from(tag.buffer, tag.byteOffset, tag.byteLength);
 }
 
-const sodiumAuth = await loadSodium();
+/** libsodium's one-shot function once loaded; undefined before (and for good when it cannot load). */
+let sodiumAuth: OneTimeAuth | undefined;
+let sodiumLoad: Promise<void> | undefined;
 
-/** Which implementation is in use ('wasm' or 'js'), for logs and benchmarks. */
-export const poly1305Implementation: 'wasm' | 'js' = sodiumAuth ? 'wasm' : 'js';
+/**
+ * Start loading libsodium (once; later calls return the same promise, which never rejects: a
+ * failed load leaves the JavaScript implementation in use). The chacha20-poly1305 sealer and
+ * opener call this when they are made.
+ */
+export function loadPoly1305Wasm(): Promise<void> {
+  sodiumLoad ??= loadSodium().then((auth) => {
+    sodiumAuth = auth;
+  });
+  return sodiumLoad;
+}
+
+/** Which implementation computes tags now ('wasm' once libsodium has loaded, else 'js'), for logs and benchmarks. */
+export function poly1305Implementation(): 'wasm' | 'js' {
+  return sodiumAuth ? 'wasm' : 'js';
+}
 
 /** The 16-byte Poly1305 tag of the concatenated `parts` under the one-time `key` (32 bytes). */
-export const poly1305Parts: OneTimeAuth = sodiumAuth ?? nobleParts;
+export function poly1305Parts(parts: readonly Uint8Array[], key: Uint8Array): Buffer {
+  return sodiumAuth ? sodiumAuth(parts, key) : nobleParts(parts, key);
+}
 
 /** The 16-byte Poly1305 tag of `message` under the one-time `key` (32 bytes). */
 export function poly1305(message: Uint8Array, key: Uint8Array): Buffer {

@@ -5,11 +5,12 @@
  * unknown or refused user treated exactly like a wrong password.
  */
 import { stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import type { ServerAuthHooks } from '../../auth/server.js';
 import type { SshPublicKey } from '../../algorithms/types.js';
-import { loadAuthorizedKeysFile, findAuthorizedKey, type KeyOptions } from '../../keys/authorized-keys.js';
+import { loadAuthorizedKeysFile, findAuthorizedKey, type AuthorizedKeysFile, type KeyOptions } from '../../keys/authorized-keys.js';
 import { matchPattern } from '../../keys/patterns.js';
 import type { SshdSettings } from '../../config/sshd-config.js';
 import { expandAuthorizedKeysFile } from '../../config/sshd-config.js';
@@ -62,21 +63,76 @@ function userPatternMatches(pattern: string, user: string, address: string): boo
   return matchPattern(user, pattern.slice(0, at)) && matchPattern(address, pattern.slice(at + 1));
 }
 
-/** StrictModes: the file and its folder must not be writable by others, and owned by the user or root. */
-async function strictModesOk(path: string, user: SystemUser): Promise<boolean> {
+/** StrictModes: the file must not be writable by others, and owned by the user or root. */
+function strictModesOk(info: BigIntStats, user: SystemUser): boolean {
+  if (info.uid !== BigInt(user.uid) && info.uid !== 0n) return false;
+  if ((info.mode & 0o022n) !== 0n) return false;
+  return true;
+}
+
+/**
+ * authorized_keys files as last parsed, by path, each with the identity of the version that was
+ * read: device, inode, size, and modification and change times in nanoseconds. sshd re-reads the
+ * file at every attempt (twice per publickey login: the query, then the signed request); tsshd
+ * serves every connection from one process, so it stats the file instead (one system call, which
+ * StrictModes needs anyway) and re-reads and re-parses only when the file changed. Any write,
+ * rename over it, chmod or chown changes at least one of these (the change time covers them all);
+ * a read that races with a write stores what it read under the older identity, so the next stat
+ * sees a difference and reads again.
+ *
+ * File systems stamp changes with a coarse clock (one tick, 1-10 ms), so two writes of the same
+ * size within one tick leave identical identities: a version read between them would hide the
+ * second. A version is therefore kept only once its last change is AUTHORIZED_KEYS_SETTLE_NS old by
+ * our clock (any later change gets a later stamp); a younger file is read at every attempt, as
+ * sshd reads it. This relies on the file's timestamps following this machine's clock, as local
+ * file systems' do.
+ */
+const authorizedKeysCache = new Map<string, { readonly stamp: string; readonly file: AuthorizedKeysFile }>();
+/** Entries kept at most (oldest dropped first): one per user's file in practice. */
+const AUTHORIZED_KEYS_CACHE_SIZE = 256;
+/** How old (ns) a file's last change must be before a version of it is kept: far beyond a clock tick. */
+const AUTHORIZED_KEYS_SETTLE_NS = 2_000_000_000n;
+
+/**
+ * The parsed authorized_keys file at `path`, or undefined when it cannot be used: missing,
+ * unreadable, or refused by StrictModes (sshd skips such a file and tries the next one).
+ */
+async function readAuthorizedKeys(path: string, user: SystemUser, strictModes: boolean): Promise<AuthorizedKeysFile | undefined> {
+  let info: BigIntStats;
   try {
-    const info = await stat(path);
-    if (info.uid !== user.uid && info.uid !== 0) return false;
-    if ((info.mode & 0o022) !== 0) return false;
-    return true;
+    info = await stat(path, { bigint: true });
   } catch {
-    return false;
+    return undefined;
   }
+  if (strictModes && !strictModesOk(info, user)) return undefined;
+  const stamp = `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
+  const cached = authorizedKeysCache.get(path);
+  if (cached?.stamp === stamp) return cached.file;
+  let file: AuthorizedKeysFile;
+  try {
+    file = await loadAuthorizedKeysFile(path);
+  } catch {
+    return undefined;
+  }
+  authorizedKeysCache.delete(path);
+  const lastChange = info.mtimeNs > info.ctimeNs ? info.mtimeNs : info.ctimeNs;
+  // A change stamped in the future (clock skew) never counts as settled.
+  if (BigInt(Date.now()) * 1_000_000n - lastChange >= AUTHORIZED_KEYS_SETTLE_NS) {
+    authorizedKeysCache.set(path, { stamp, file });
+    if (authorizedKeysCache.size > AUTHORIZED_KEYS_CACHE_SIZE) authorizedKeysCache.delete(authorizedKeysCache.keys().next().value!);
+  }
+  return file;
 }
 
 export function createAuthHooks(context: AuthPolicyContext, state: AuthResultState): ServerAuthHooks {
   const reportedInvalid = new Set<string>();
+  // One connection asks about one user several times (a publickey query, the signed request, the
+  // success): like sshd, which looks the account up once per connection, the answer is kept for
+  // the connection's life (RFC 4252 §5 forbids changing the user name midway anyway).
+  const resolved = new Map<string, { user: SystemUser | undefined; settings: SshdSettings; refused: string | undefined }>();
   const resolveUser = (name: string): { user: SystemUser | undefined; settings: SshdSettings; refused: string | undefined } => {
+    const known = resolved.get(name);
+    if (known) return known;
     const settings = context.settings(name);
     let user = lookupUser(name);
     if (context.onlyUser && user && user.name !== context.onlyUser.name) user = undefined;
@@ -86,7 +142,9 @@ export function createAuthHooks(context: AuthPolicyContext, state: AuthResultSta
       context.log(`Invalid user ${name} from ${context.remoteAddress}`);
     }
     if (!refused && user?.uid === 0 && settings.permitRootLogin === 'no') refused = 'root login refused (PermitRootLogin no)';
-    return { user, settings, refused };
+    const answer = { user, settings, refused };
+    resolved.set(name, answer);
+    return answer;
   };
 
   const checkPassword = async (name: string, password: string): Promise<boolean> => {
@@ -123,13 +181,8 @@ export function createAuthHooks(context: AuthPolicyContext, state: AuthResultSta
         if (pattern === 'none') continue;
         const expanded = expandAuthorizedKeysFile(pattern, { home: user.home, user: user.name, uid: user.uid });
         const path = isAbsolute(expanded) ? expanded : join(user.home, expanded);
-        if (settings.strictModes && !(await strictModesOk(path, user))) continue;
-        let file;
-        try {
-          file = await loadAuthorizedKeysFile(path);
-        } catch {
-          continue;
-        }
+        const file = await readAuthorizedKeys(path, user, settings.strictModes);
+        if (!file) continue;
         const result = findAuthorizedKey(file, key.blob, { remoteAddress: context.remoteAddress, now: new Date() });
         if (result.found) {
           state.keyOptions = result.entry.options;

@@ -27,6 +27,8 @@ export interface Logger {
   info(line: string): void;
   verbose(line: string): void;
   debug(line: string): void;
+  /** Whether lines of this severity are written at the current level (to skip building costly ones). */
+  enabled(severity: Severity): boolean;
 }
 
 /** Where lines go: stderr or syslog. */
@@ -45,10 +47,12 @@ export function createLogger(level: LogLevel | string, sink: LogSink = stderrSin
   const thresholdOf = (name: string): number => ORDER.indexOf(name.toUpperCase() === 'DEBUG' ? 'DEBUG1' : name.toUpperCase());
   let threshold = thresholdOf(level);
   let current = sink;
+  const enabled = (name: Severity): boolean => ORDER.indexOf(name) <= threshold;
   const at = (name: Severity) => (line: string) => {
-    if (ORDER.indexOf(name) <= threshold) current(name, line);
+    if (enabled(name)) current(name, line);
   };
   return {
+    enabled,
     fatal: at('FATAL'),
     error: at('ERROR'),
     info: at('INFO'),

@@ -122,6 +122,8 @@ export function createTsshdServer(options: ServeOptions): SshServer {
       );
     },
     authLog: (event, connection) => {
+      // The key's description and fingerprint (a SHA-256) are built only for a log that shows them.
+      if (!log.enabled('INFO')) return;
       const where = `from ${connection.remoteAddress ?? 'UNKNOWN'} port ${connection.remotePort ?? 65535} ssh2`;
       const key = event.key ? `: ${describeKey(event.key).label} ${fingerprint(event.key)}` : '';
       if (event.outcome === 'failed') {
