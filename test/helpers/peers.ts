@@ -16,7 +16,7 @@
  *   const openssh10 = await needOpenSsh10(t); if (!openssh10) return;
  *
  * Overrides, honoured everywhere (also the way to simulate a machine without OpenSSH):
- *   TSSH_PEER_SSH, TSSH_PEER_SSHD, TSSH_PEER_SSH_KEYGEN, TSSH_PEER_SSH_AGENT, TSSH_PEER_TMUX:
+ *   TSSH_PEER_SSH, TSSH_PEER_SSHD, TSSH_PEER_SSH_KEYGEN, TSSH_PEER_SSH_AGENT, TSSH_PEER_TMUX, TSSH_PEER_CLANG:
  *     an absolute path to use instead, or "none" to treat the program as absent;
  *   TSSH_HIDE_PEERS=1: every peer, OpenSSH 10 included, is treated as absent;
  *   TSSH_CACHE: the cache folder (default ~/.cache/tssh), OpenSSH 10 lives in its openssh10/;
@@ -29,7 +29,7 @@ import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 
-export type PeerName = 'ssh' | 'sshd' | 'ssh-keygen' | 'ssh-agent' | 'tmux';
+export type PeerName = 'ssh' | 'sshd' | 'ssh-keygen' | 'ssh-agent' | 'tmux' | 'clang';
 
 /** The Debian package that provides each peer, for the skip message. */
 const PACKAGE: Record<PeerName, string> = {
@@ -38,6 +38,8 @@ const PACKAGE: Record<PeerName, string> = {
   'ssh-keygen': 'openssh-client',
   'ssh-agent': 'openssh-client',
   tmux: 'tmux',
+  // Rebuilds the WebAssembly Poly1305 from its C source; wasm-ld comes from lld.
+  clang: 'clang and lld',
 };
 
 /** Where a program is looked for besides PATH: sshd lives in /usr/sbin, often not on a user's PATH. */

@@ -14,10 +14,10 @@
  * This is the original DJB ChaCha20 (64-bit counter, 64-bit nonce), not RFC 8439's: node:crypto's
  * `chacha20` with a 16-byte IV = 64-bit little-endian block counter || 64-bit nonce computes it
  * (checked in /work/shared/NODE-CRYPTO.md and by the draft's worked example in the tests). Node
- * exposes no raw Poly1305: ./poly1305.ts provides it (libsodium's WebAssembly build, else @noble/ciphers).
+ * exposes no raw Poly1305: ./poly1305.ts provides it (our WebAssembly build, else @noble/ciphers).
  */
 import { createCipheriv, createDecipheriv, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { loadPoly1305Wasm, poly1305Parts } from './poly1305.js';
+import { poly1305Parts } from './poly1305.js';
 import { MacError, ProtocolError } from '../../errors.js';
 import type { CipherAlgorithm, PacketOpener, PacketSealer } from '../types.js';
 import { takeKeyMaterial } from './key-material.js';
@@ -105,14 +105,10 @@ export const chacha20Poly1305: CipherAlgorithm = Object.freeze({
   ivLength: 0,
   blockSize: 8,
   aead: true,
-  // The first use of the cipher in this process starts loading the WebAssembly Poly1305
-  // (./poly1305.ts); packets sealed or opened meanwhile use the JavaScript one, to the same bytes.
   createSealer(key: Buffer) {
-    void loadPoly1305Wasm();
     return new ChachaSealer(new ChachaKeys(key));
   },
   createOpener(key: Buffer) {
-    void loadPoly1305Wasm();
     return new ChachaOpener(new ChachaKeys(key));
   },
 });

@@ -1,78 +1,46 @@
 /**
  * Poly1305 (RFC 8439 §2.5) for chacha20-poly1305@openssh.com. Node 20 offers no raw Poly1305, and
- * a pure-JavaScript one caps the cipher near 0.1-0.2 GB/s (NODE-CRYPTO.md); libsodium's audited
- * WebAssembly build runs it 8x faster here, so it is used when it loads, with @noble/ciphers as
- * the fallback (identical results; the tests compare both).
+ * a pure-JavaScript one caps the cipher near 0.1-0.2 GB/s (NODE-CRYPTO.md), so tags are computed
+ * by a WebAssembly module of our own: ./poly1305.c, compiled by scripts/build-poly1305-wasm.mjs
+ * into ./poly1305-wasm.ts (1 KB). @noble/ciphers (audited, pure JavaScript) is the fallback where
+ * WebAssembly is unavailable, and the reference the tests hold the module to, with RFC 8439's test
+ * vectors.
  *
- * The message is given in parts (the encrypted length and the encrypted payload of a packet, which
- * the sealer keeps as separate wire chunks): they are copied once, back to back, into a scratch
- * area of the WebAssembly memory that is allocated once, and the one-shot function runs there. The
- * libsodium wrappers' own crypto_onetimeauth would allocate and free WebAssembly memory and copy
- * the result on every call.
+ * Why not libsodium's WebAssembly build, used before: it is no faster here (21 us per 32 KiB for
+ * both), and its JavaScript glue put megabytes of objects in the heap, which every full garbage
+ * collection of a busy tsshd then had to mark: with it loaded, an aes128-gcm download cost tsshd
+ * 2.8-3.4 CPU s/GiB instead of 1.6-2.2 (the same runs with and without it).
  *
- * libsodium is loaded when chacha20-poly1305 is first keyed, not when this module is imported: its
- * WebAssembly instance adds about 7 MB of resident memory, and tsshd forks a process for every
- * session, a fork whose cost grows with the parent's resident memory (measured: ~0.02 ms per MB
- * per fork). A process that never negotiates the cipher never loads it. Until the load completes
- * (one turn of key exchange is ample), tags are computed by @noble/ciphers: the same function, so
- * nothing depends on when, or whether, the load finishes.
+ * The module is compiled and instantiated synchronously when this file is imported (about
+ * 0.1 ms). The message is given in parts (the encrypted length and the encrypted payload of a
+ * packet, which the sealer keeps as separate wire chunks): they are copied once, back to back, into
+ * the module's memory, next to the key, and the tag is read back from there.
  */
 import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
+import { POLY1305_WASM_BASE64 } from './poly1305-wasm.js';
 
 /** The 16-byte tag of the concatenation of `parts` under the one-time 32-byte `key`. */
 type OneTimeAuth = (parts: readonly Uint8Array[], key: Uint8Array) => Buffer;
 
-/** The emscripten module inside libsodium-wrappers-sumo (`sodium.libsodium`): only what we call. */
-interface SodiumModule {
-  readonly HEAPU8: Uint8Array;
-  _malloc(size: number): number;
-  /** crypto_onetimeauth(out, in, inlen as two 32-bit halves, key): 0 on success. */
-  _crypto_onetimeauth(out: number, input: number, lengthLow: number, lengthHigh: number, key: number): number;
+/** The part of the WebAssembly JavaScript API used here (Node's type definitions leave it out). */
+interface WebAssemblyApi {
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object, imports: object) => { readonly exports: unknown };
 }
 
-interface Sodium {
-  readonly ready: Promise<void>;
-  readonly libsodium: SodiumModule;
+/** What poly1305.c exports. */
+interface Poly1305Exports {
+  readonly memory: { readonly buffer: ArrayBuffer };
+  /** Where the key (32 bytes), then the tag (16), then the message go. */
+  area(): number;
+  /** How long a message the area holds. */
+  max_message(): number;
+  /** Compute the tag of the message of this length: 0, or -1 when it is too long. */
+  poly1305(length: number): number;
 }
 
-const TAG_LENGTH = 16;
 const KEY_LENGTH = 32;
-/** The largest message: a whole packet of the maximum length we accept, tag excluded. */
-const MAX_MESSAGE = 256 * 1024 + 64;
-
-async function loadSodium(): Promise<OneTimeAuth | undefined> {
-  if (process.env.TSSH_POLY1305 === 'js') return undefined;
-  try {
-    // A variable specifier: an optional speed-up, resolved at run time only.
-    const specifier: string = 'libsodium-wrappers-sumo';
-    const module = (await import(specifier)) as { default?: Sodium } & Partial<Sodium>;
-    const sodium = (module.default ?? module) as Sodium;
-    await sodium.ready;
-    const wasm = sodium.libsodium;
-    if (typeof wasm?._malloc !== 'function' || typeof wasm._crypto_onetimeauth !== 'function') return undefined;
-    // One area for the whole process: key, tag, then the message (calls never overlap).
-    const base = wasm._malloc(KEY_LENGTH + TAG_LENGTH + MAX_MESSAGE);
-    if (!base) return undefined;
-    const keyAt = base;
-    const tagAt = base + KEY_LENGTH;
-    const messageAt = tagAt + TAG_LENGTH;
-    return (parts, key) => {
-      // HEAPU8 is replaced when the WebAssembly memory grows: read it at every call.
-      const heap = wasm.HEAPU8;
-      heap.set(key.subarray(0, KEY_LENGTH), keyAt);
-      let length = 0;
-      for (const part of parts) {
-        if (length + part.length > MAX_MESSAGE) return nobleParts(parts, key);
-        heap.set(part, messageAt + length);
-        length += part.length;
-      }
-      wasm._crypto_onetimeauth(tagAt, messageAt, length, 0, keyAt);
-      return Buffer.from(heap.subarray(tagAt, tagAt + TAG_LENGTH));
-    };
-  } catch {
-    return undefined;
-  }
-}
+const TAG_LENGTH = 16;
 
 function nobleParts(parts: readonly Uint8Array[], key: Uint8Array): Buffer {
   const message = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
@@ -80,31 +48,45 @@ function nobleParts(parts: readonly Uint8Array[], key: Uint8Array): Buffer {
   return Buffer.from(tag.buffer, tag.byteOffset, tag.byteLength);
 }
 
-/** libsodium's one-shot function once loaded; undefined before (and for good when it cannot load). */
-let sodiumAuth: OneTimeAuth | undefined;
-let sodiumLoad: Promise<void> | undefined;
-
-/**
- * Start loading libsodium (once; later calls return the same promise, which never rejects: a
- * failed load leaves the JavaScript implementation in use). The chacha20-poly1305 sealer and
- * opener call this when they are made.
- */
-export function loadPoly1305Wasm(): Promise<void> {
-  sodiumLoad ??= loadSodium().then((auth) => {
-    sodiumAuth = auth;
-  });
-  return sodiumLoad;
+function instantiate(): OneTimeAuth | undefined {
+  if (process.env.TSSH_POLY1305 === 'js') return undefined;
+  const api = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+  if (!api) return undefined;
+  let wasm: Poly1305Exports;
+  try {
+    const module = new api.Module(Buffer.from(POLY1305_WASM_BASE64, 'base64'));
+    wasm = new api.Instance(module, {}).exports as Poly1305Exports;
+  } catch {
+    return undefined; // no WebAssembly here (--jitless, say): the JavaScript implementation
+  }
+  const keyAt = wasm.area();
+  const tagAt = keyAt + KEY_LENGTH;
+  const messageAt = tagAt + TAG_LENGTH;
+  const maxMessage = wasm.max_message();
+  // The module never grows its memory (it allocates nothing), so this view stays valid.
+  const heap = new Uint8Array(wasm.memory.buffer);
+  return (parts, key) => {
+    heap.set(key.subarray(0, KEY_LENGTH), keyAt);
+    let length = 0;
+    for (const part of parts) {
+      if (length + part.length > maxMessage) return nobleParts(parts, key);
+      heap.set(part, messageAt + length);
+      length += part.length;
+    }
+    wasm.poly1305(length);
+    return Buffer.from(heap.subarray(tagAt, tagAt + TAG_LENGTH));
+  };
 }
 
-/** Which implementation computes tags now ('wasm' once libsodium has loaded, else 'js'), for logs and benchmarks. */
+const wasmAuth = instantiate();
+
+/** Which implementation computes tags ('wasm', or 'js' without WebAssembly or under TSSH_POLY1305=js), for logs and benchmarks. */
 export function poly1305Implementation(): 'wasm' | 'js' {
-  return sodiumAuth ? 'wasm' : 'js';
+  return wasmAuth ? 'wasm' : 'js';
 }
 
 /** The 16-byte Poly1305 tag of the concatenated `parts` under the one-time `key` (32 bytes). */
-export function poly1305Parts(parts: readonly Uint8Array[], key: Uint8Array): Buffer {
-  return sodiumAuth ? sodiumAuth(parts, key) : nobleParts(parts, key);
-}
+export const poly1305Parts: OneTimeAuth = wasmAuth ?? nobleParts;
 
 /** The 16-byte Poly1305 tag of `message` under the one-time `key` (32 bytes). */
 export function poly1305(message: Uint8Array, key: Uint8Array): Buffer {
