@@ -52,7 +52,6 @@ export class StreamLink {
   private corked = false;
 
   constructor(
-    readonly readable: Readable,
     readonly writable: Writable,
     /** Reads arrive through onSharedRead (the process's read buffer), not 'data' events. */
     readonly sharedBuffer: boolean,
@@ -85,7 +84,7 @@ export function linkOf(stream: ByteStream): StreamLink {
   const linked = stream.readable as Readable & Linked;
   let link = linked[LINK];
   if (!link) {
-    link = new StreamLink(stream.readable, stream.writable, false);
+    link = new StreamLink(stream.writable, false);
     linked[LINK] = link;
     (stream.writable as Writable & Linked)[LINK] = link;
   }
@@ -115,7 +114,7 @@ function sharedOnread(): OnReadOpts {
 }
 
 function linkSharedReads(socket: Socket): Socket {
-  const link = new StreamLink(socket, socket, true);
+  const link = new StreamLink(socket, true);
   (socket as Socket & Linked)[LINK] = link;
   return socket;
 }
@@ -168,7 +167,7 @@ export function readsIntoSharedBuffer(socket: Socket): boolean {
  * (for a handler that is not an Endpoint; an Endpoint sends through its StreamLink).
  */
 export function streamSender(writable: Writable): TransportHandler['send'] {
-  const link = new StreamLink(undefined as unknown as Readable, writable, false);
+  const link = new StreamLink(writable, false);
   return (chunks) => link.send(chunks);
 }
 
