@@ -8,71 +8,30 @@
  */
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, openSshFixture, shellQuote, type OpenSshFixture } from '../helpers/openssh.js';
-import { havePeers, peerPath } from '../helpers/peers.js';
+import { havePeers } from '../helpers/peers.js';
+import { TmuxPane } from '../helpers/tmux.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TSSH = join(REPO_ROOT, 'dist', 'src', 'cli', 'tssh.js');
-const WAIT_MS = 15_000;
 
-class Tmux {
-  private readonly socket: string;
-  private readonly config: string;
-  constructor(dir: string) {
-    this.socket = join(dir, 'tmux-escapes.sock');
-    this.config = join(dir, 'tmux-escapes.conf');
-    writeFileSync(this.config, ['set -g status off', 'set -g default-shell /bin/sh', 'set -g remain-on-exit on', 'set -g history-limit 5000', ''].join('\n'));
-  }
-  run(...args: string[]): Promise<string> {
-    const env = { ...process.env };
-    delete env.TMUX;
-    return new Promise((done, fail) => {
-      execFile(peerPath('tmux'), ['-S', this.socket, '-f', this.config, ...args], { env, timeout: 10_000, encoding: 'utf8' }, (error, stdout, stderr) => {
-        if (error) fail(new Error(`tmux ${args.join(' ')}: ${error.message} ${stderr}`));
-        else done(stdout);
-      });
-    });
-  }
-  /** The pane's text with history, without the blank rows below the cursor (so it only grows). */
-  async screen(): Promise<string> {
-    return (await this.run('capture-pane', '-p', '-J', '-S', '-1000', '-t', 'esc')).replace(/\s+$/, '');
-  }
-  keys(text: string): Promise<string> {
-    return this.run('send-keys', '-t', 'esc', '-l', '--', text);
-  }
-  async type(text: string): Promise<void> {
-    await this.keys(text);
-    await this.run('send-keys', '-t', 'esc', 'Enter');
-  }
-  /** Waits for `pattern` in the screen text after the first `since` characters. */
-  async waitFor(pattern: RegExp, what: string, since = 0, timeoutMs = WAIT_MS): Promise<RegExpExecArray> {
-    const started = Date.now();
-    for (;;) {
-      const screen = await this.screen();
-      const match = pattern.exec(screen.slice(since));
-      if (match) return match;
-      if (Date.now() - started > timeoutMs) throw new Error(`the terminal did not show ${what} (${pattern}) within ${timeoutMs} ms; it shows:\n${screen}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  async typeUntil(text: string, pattern: RegExp, what: string): Promise<void> {
-    const started = Date.now();
-    for (;;) {
-      await this.type(text);
-      try {
-        await this.waitFor(pattern, what, 0, 2000);
-        return;
-      } catch (error) {
-        if (Date.now() - started > 30_000) throw error;
-      }
-    }
-  }
+/** The tmux pane tssh runs in, with what the escape tests type there. */
+class EscapeTerminal extends TmuxPane {
   private marks = 0;
+
+  constructor(dir: string) {
+    super(dir, 'esc');
+  }
+
+  /** Types until `pattern` shows, for a state that arrives asynchronously (the remote shell being ready). */
+  async typeUntilShown(text: string, pattern: RegExp, what: string): Promise<void> {
+    await this.typeUntil(text, pattern, what, { retryMs: 2000, timeoutMs: 30_000 });
+  }
+
   /**
    * A fresh line with the remote shell quiet: a command whose output and the prompt after it
    * have arrived, so that nothing the shell prints lands in the middle of what tssh prints next.
@@ -81,20 +40,18 @@ class Tmux {
     const n = ++this.marks;
     const since = (await this.screen()).length;
     await this.type(`echo mark-$((${n}*1000))`);
-    await this.waitFor(new RegExp(`^mark-${n * 1000}\\s*\\n.*[#$]$`, 'm'), 'the shell prompt', since);
+    await this.waitFor(new RegExp(`^mark-${n * 1000}\\s*\\n.*[#$]$`, 'm'), 'the shell prompt', { since });
     return (await this.screen()).length;
   }
+
   /** `~C`, then `line` at the `ssh>` prompt; resolves with the screen text after the prompt once `answer` shows. */
   async command(line: string, answer: RegExp): Promise<string> {
     const since = await this.settle();
     await this.keys('~C');
-    await this.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', since);
+    await this.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', { since });
     await this.type(line);
-    const match = await this.waitFor(new RegExp(`ssh> ${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*\\n([\\s\\S]*?${answer.source})`), `the answer to ${line}`, since);
+    const match = await this.waitFor(new RegExp(`ssh> ${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*\\n([\\s\\S]*?${answer.source})`), `the answer to ${line}`, { since });
     return match[1]!;
-  }
-  stop(): Promise<unknown> {
-    return this.run('kill-server').catch(() => undefined);
   }
 }
 
@@ -170,12 +127,12 @@ function tsshArgs(lab: OpenSshFixture, port: number, extra: readonly string[]): 
   return [process.execPath, TSSH, ...lab.clientOptions(port), '-l', lab.user, ...extra, '-tt', '127.0.0.1'].map(shellQuote).join(' ');
 }
 
-async function startClient(lab: OpenSshFixture, tmux: Tmux, port: number, extra: readonly string[]): Promise<void> {
+async function startClient(lab: OpenSshFixture, tmux: EscapeTerminal, port: number, extra: readonly string[]): Promise<void> {
   const script = lab.path(`escapes-${Math.random().toString(36).slice(2)}.sh`);
   writeFileSync(script, `#!/bin/sh\n${tsshArgs(lab, port, extra)}\necho EXIT=$?\n`);
   chmodSync(script, 0o755);
-  await tmux.run('new-session', '-d', '-s', 'esc', '-x', '160', '-y', '50', script);
-  await tmux.typeUntil('echo ready-$((40+2))', /^ready-42\s*$/m, 'the remote shell answering');
+  await tmux.start(script, 160, 50);
+  await tmux.typeUntilShown('echo ready-$((40+2))', /^ready-42\s*$/m, 'the remote shell answering');
 }
 
 describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
@@ -185,7 +142,7 @@ describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
     const sshd = await lab.spawnSshdListening(lab.sshdConfig());
     t.after(() => sshd.stop());
     const echo = await echoServer(t);
-    const tmux = new Tmux(lab.dir);
+    const tmux = new EscapeTerminal(lab.dir);
     try {
     await startClient(lab, tmux, sshd.port, ['-o', 'EnableEscapeCommandline=yes']);
 
@@ -205,7 +162,7 @@ describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
     await new Promise<void>((r) => held.once('data', () => r()));
     const since = await tmux.settle();
     await tmux.keys('~#');
-    await tmux.waitFor(new RegExp(`The following connections are open:\\s*\\n\\s+#\\d+ direct-tcpip: listening on 127\\.0\\.0\\.1:${local} for 127\\.0\\.0\\.1:${echo}`), '~# listing the -L connection', since);
+    await tmux.waitFor(new RegExp(`The following connections are open:\\s*\\n\\s+#\\d+ direct-tcpip: listening on 127\\.0\\.0\\.1:${local} for 127\\.0\\.0\\.1:${echo}`), '~# listing the -L connection', { since });
     held.destroy();
 
     assert.match(await tmux.command(`-KL ${local}`, /Canceled forwarding\./), /Canceled/);
@@ -224,10 +181,10 @@ describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
     const socks = await freePort();
     const promptAt = await tmux.settle();
     await tmux.keys('~C');
-    await tmux.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', promptAt);
+    await tmux.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', { since: promptAt });
     await tmux.keys(`-D ${socks}7`);
-    await tmux.run('send-keys', '-t', 'esc', 'BSpace', 'Enter');
-    await tmux.waitFor(/Forwarding port\./, 'the -D answer', promptAt);
+    await tmux.press('BSpace', 'Enter');
+    await tmux.waitFor(/Forwarding port\./, 'the -D answer', { since: promptAt });
     assert.equal(await exchangeSoon(socks, 'through -D', echo), 'echo:through -D');
     assert.match(await tmux.command(`-KD ${socks}`, /Canceled forwarding\./), /Canceled/);
     assert.equal(await refused(socks), true);
@@ -235,15 +192,15 @@ describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
     // ^C at the prompt abandons the command line, and tssh and the session carry on.
     const interruptAt = await tmux.settle();
     await tmux.keys('~C');
-    await tmux.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', interruptAt);
+    await tmux.waitFor(/^ssh>\s*$/m, 'the ssh> prompt', { since: interruptAt });
     await tmux.keys('-L 1:2');
-    await tmux.run('send-keys', '-t', 'esc', 'C-c');
-    await tmux.typeUntil('echo after-$((3*3))', /^after-9\s*$/m, 'the session after ^C at the prompt');
+    await tmux.press('C-c');
+    await tmux.typeUntilShown('echo after-$((3*3))', /^after-9\s*$/m, 'the session after ^C at the prompt');
 
     // ~? lists ~C when it is enabled; the session goes on to its end.
     const before = await tmux.settle();
     await tmux.keys('~?');
-    await tmux.waitFor(/~C\s+- open a command line[\s\S]*~#\s+- list forwarded connections/, '~? help', before);
+    await tmux.waitFor(/~C\s+- open a command line[\s\S]*~#\s+- list forwarded connections/, '~? help', { since: before });
     await tmux.type('exit 3');
     await tmux.waitFor(/^EXIT=3\s*$/m, 'tssh exiting with the remote status');
     } finally {
@@ -257,7 +214,7 @@ describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
     const lab = await openSshFixture(t);
     const sshd = await lab.spawnSshdListening(lab.sshdConfig());
     t.after(() => sshd.stop());
-    const tmux = new Tmux(lab.dir);
+    const tmux = new EscapeTerminal(lab.dir);
     try {
     await startClient(lab, tmux, sshd.port, []);
     await tmux.settle();
@@ -265,7 +222,7 @@ describe('tssh escape sequences, in tmux against OpenSSH sshd', () => {
     await tmux.waitFor(/commandline disabled/, 'the refusal');
     const since = await tmux.settle();
     await tmux.keys('~?');
-    const shown = await tmux.waitFor(/Supported escape sequences:[\s\S]*escapes are only recognized/, '~? help', since);
+    const shown = await tmux.waitFor(/Supported escape sequences:[\s\S]*escapes are only recognized/, '~? help', { since });
     assert.doesNotMatch(shown[0], /~C/);
     await tmux.type('exit 0');
     await tmux.waitFor(/^EXIT=0\s*$/m, 'tssh exiting');

@@ -15,8 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { havePeers, peerPath, peersRequired } from '../helpers/peers.js';
-import { loadNodePty } from '../../src/cli/sshd/pty.js';
+import { haveNodePty, havePeers, peerPath } from '../helpers/peers.js';
 import { canMakeSystemUsers, createLab, createSystemUser, run, startTsshd, systemUsersUnavailable, type RunResult, type SystemUserHandle, type Tsshd } from '../helpers/auth-lab.js';
 import type { OpenSshFixture } from '../helpers/openssh.js';
 import { lookupUser, type SystemUser } from '../../src/cli/sshd/users.js';
@@ -187,12 +186,7 @@ describe('tsshd ChrootDirectory (as root)', () => {
 
   test('a terminal session in the chroot: a login shell (argv[0] -bash) in the home there', { timeout: 60_000 }, async (t) => {
     if (!havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
-    const support = await loadNodePty();
-    if (!support.nodePty) {
-      if (peersRequired()) throw new Error(`needs node-pty: ${support.reason}; TSSH_REQUIRE_PEERS=1 forbids skipping`);
-      t.skip(`needs node-pty: ${support.reason}`);
-      return;
-    }
+    if (!(await haveNodePty(t))) return;
     const tsshd = await startTsshdWithMatch(lab!, [`Match User ${user!.name}`, `  ChrootDirectory ${base}/%u`]);
     try {
       const r = await lab!.runSsh(['-tt', '127.0.0.1'], { user: user!.name, port: tsshd.port, input: 'echo "P=$(pwd) Z=$0 R=$(echo /*)"; exit 0\n' });

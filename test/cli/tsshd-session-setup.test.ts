@@ -9,26 +9,17 @@
  *    pattern-list, and not at all with the default `no`; SetEnv wins over both; a variable a root
  *    helper must not see (LC_*) still reaches the user's shell.
  */
-import { test, describe, before, after, type TestContext } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { havePeers, missingPeers, peersRequired } from '../helpers/peers.js';
+import { haveNodePty, havePeers, missingPeers } from '../helpers/peers.js';
 import { canMakeSystemUsers, createLab, createSystemUser, makeUserKey, startTsshd, systemUsersUnavailable, type SystemUserHandle, type UserKey } from '../helpers/auth-lab.js';
 import type { OpenSshFixture } from '../helpers/openssh.js';
 import { lookupUser, type SystemUser } from '../../src/cli/sshd/users.js';
-import { loadNodePty } from '../../src/cli/sshd/pty.js';
 import { parseEnvironmentFile, userMaySet } from '../../src/cli/sshd/user-environment.js';
 
-async function haveNodePty(t: TestContext): Promise<boolean> {
-  const support = await loadNodePty();
-  if (support.nodePty) return true;
-  const message = `needs node-pty: ${support.reason}`;
-  if (peersRequired()) throw new Error(`${message}; TSSH_REQUIRE_PEERS=1 forbids skipping, so this is a failure`);
-  t.skip(message);
-  return false;
-}
 
 describe('tsshd session set-up (as root, for a system user)', () => {
   let lab: OpenSshFixture | undefined;
@@ -105,7 +96,7 @@ describe('tsshd session set-up (as root, for a system user)', () => {
     assert.equal(r.stdout, 'FOO=from-file|BAR=bar value = x|KEYVAR=from-key|LC_TSSH=deferred|SKIPPED=admin\n');
     assert.equal(r.stderr, `Bad line 5 in ${account!.home}/.ssh/environment\n`);
     // The same through a terminal (node-pty): the variables a root helper must not see arrive too.
-    if (!(await loadNodePty()).nodePty) return;
+    if (!(await haveNodePty(t))) return;
     const tty = await lab!.runSsh(['-tt', '127.0.0.1', show], { user: user!.name, port: tsshd.port, identity: keyed!.privateKey });
     assert.equal(tty.code, 0, tty.stderr);
     assert.match(tty.stdout, /FOO=from-file\|BAR=bar value = x\|KEYVAR=from-key\|LC_TSSH=deferred\|SKIPPED=admin\r\n$/);

@@ -28,6 +28,7 @@ import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { loadNodePty } from '../../src/cli/sshd/pty.js';
 
 export type PeerName = 'ssh' | 'sshd' | 'ssh-keygen' | 'ssh-agent' | 'tmux' | 'clang';
 
@@ -134,6 +135,19 @@ export function haveRoot(t: TestContext, why: string): boolean {
 export function havePeers(t: TestContext, ...names: PeerName[]): boolean {
   const message = missingPeers(...names);
   if (message === undefined) return true;
+  if (peersRequired()) throw requiredFailure(message, 'TSSH_REQUIRE_PEERS');
+  t.skip(message);
+  return false;
+}
+
+/**
+ * node-pty loads (it is optional, for tsshd's terminals); otherwise the test is skipped naming
+ * it, or fails under TSSH_REQUIRE_PEERS=1.
+ */
+export async function haveNodePty(t: TestContext): Promise<boolean> {
+  const support = await loadNodePty();
+  if (support.nodePty) return true;
+  const message = `needs node-pty: ${support.reason}`;
   if (peersRequired()) throw requiredFailure(message, 'TSSH_REQUIRE_PEERS');
   t.skip(message);
   return false;

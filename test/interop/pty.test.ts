@@ -13,111 +13,21 @@
  * Every wait polls the screen (tmux capture-pane) or a log until the expected text appears, with a
  * time limit; tmux runs on its own socket in the test's folder and is stopped through it.
  */
-import { test, describe, type TestContext } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSshFixture, shellQuote, type OpenSshFixture } from '../helpers/openssh.js';
-import { havePeers, peerPath, peersRequired } from '../helpers/peers.js';
+import { haveNodePty, havePeers, peerPath } from '../helpers/peers.js';
+import { TmuxPane } from '../helpers/tmux.js';
 import { canMakeSystemUsers, createSystemUser, run, startTsshd, waitForText } from '../helpers/auth-lab.js';
-import { loadNodePty, sttyArguments } from '../../src/cli/sshd/pty.js';
+import { sttyArguments } from '../../src/cli/sshd/pty.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TSSH = join(REPO_ROOT, 'dist', 'src', 'cli', 'tssh.js');
-const WAIT_MS = 15_000;
-
-// ---------------------------------------------------------------------------------------------
-// tmux on a private socket
-
-class Tmux {
-  private readonly socket: string;
-  private readonly config: string;
-  private readonly env: NodeJS.ProcessEnv;
-
-  constructor(dir: string) {
-    this.socket = join(dir, 'tmux.sock');
-    this.config = join(dir, 'tmux.conf');
-    // No status line (the pane gets every row), /bin/sh in panes, the pane kept after its program ends.
-    writeFileSync(
-      this.config,
-      ['set -g status off', 'set -g default-shell /bin/sh', 'set -g default-terminal screen', 'set -g remain-on-exit on', 'set -g history-limit 5000', ''].join('\n'),
-    );
-    this.env = { ...process.env };
-    delete this.env.TMUX;
-    delete this.env.TMUX_PANE;
-  }
-
-  run(...args: string[]): Promise<string> {
-    return new Promise((done, fail) => {
-      execFile(peerPath('tmux'), ['-S', this.socket, '-f', this.config, ...args], { env: this.env, timeout: 10_000, encoding: 'utf8' }, (error, stdout, stderr) => {
-        if (error) fail(new Error(`tmux ${args.join(' ')}: ${error.message} ${stderr}`));
-        else done(stdout);
-      });
-    });
-  }
-
-  /** The pane's text, scrollback included, wrapped lines joined. */
-  screen(): Promise<string> {
-    return this.run('capture-pane', '-p', '-J', '-S', '-1000', '-t', 'pty');
-  }
-
-  /** Types `text` literally, then Enter. */
-  async type(text: string): Promise<void> {
-    await this.run('send-keys', '-t', 'pty', '-l', text);
-    await this.run('send-keys', '-t', 'pty', 'Enter');
-  }
-
-  /** Polls the screen until `pattern` matches (counting from the `since`-th character). */
-  async waitFor(pattern: RegExp, what: string, timeoutMs = WAIT_MS, since = 0): Promise<RegExpExecArray> {
-    const started = Date.now();
-    let last = '';
-    for (;;) {
-      last = await this.screen();
-      const match = pattern.exec(last.slice(since));
-      if (match) return match;
-      if (Date.now() - started > timeoutMs) {
-        throw new Error(`the terminal did not show ${what} (${pattern}) within ${timeoutMs} ms; it shows:\n${last}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  /**
-   * Types `text` and waits for `pattern`; types it again (after `retryMs`) while it does not appear,
-   * for a state that arrives asynchronously (the shell being ready, a window size propagating).
-   */
-  async typeUntil(text: string, pattern: RegExp, what: string, retryMs = 1000, timeoutMs = WAIT_MS): Promise<RegExpExecArray> {
-    const started = Date.now();
-    for (;;) {
-      await this.type(text);
-      try {
-        return await this.waitFor(pattern, what, retryMs);
-      } catch (error) {
-        if (Date.now() - started > timeoutMs) throw error;
-      }
-    }
-  }
-
-  stop(): Promise<string | void> {
-    return this.run('kill-server').catch(() => undefined);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/** node-pty loads (it is optional); otherwise the test is skipped, or fails under TSSH_REQUIRE_PEERS=1. */
-async function haveNodePty(t: TestContext): Promise<boolean> {
-  const support = await loadNodePty();
-  if (support.nodePty) return true;
-  const message = `needs node-pty: ${support.reason}`;
-  if (peersRequired()) throw new Error(`${message}; TSSH_REQUIRE_PEERS=1 forbids skipping, so this is a failure`);
-  t.skip(message);
-  return false;
-}
-
 
 interface FlowOptions {
   /** The client's argv, to run as `argv -tt 127.0.0.1` inside tmux. */
@@ -137,16 +47,16 @@ interface FlowOptions {
  * `exit 3` is the client's exit status.
  */
 async function interactiveFlow(lab: OpenSshFixture, port: number, options: FlowOptions): Promise<void> {
-  const tmux = new Tmux(lab.dir);
+  const tmux = new TmuxPane(lab.dir, 'pty');
   const script = lab.path(`client-${port}.sh`);
   // `stty kill ^X` on the client's terminal: a mode that differs from every default, to see it arrive.
   const command = [...options.client, ...lab.clientOptions(port), '-l', lab.user, '-tt', '127.0.0.1'].map(shellQuote).join(' ');
   writeFileSync(script, `#!/bin/sh\nstty kill '^X'\nTERM=xterm-256color ${command}\necho EXIT=$?\n`);
   chmodSync(script, 0o755);
   try {
-    await tmux.run('new-session', '-d', '-s', 'pty', '-x', '100', '-y', '30', script);
+    await tmux.start(script, 100, 30);
     // Arithmetic in the commands: the typed text never matches what the shell prints.
-    await tmux.typeUntil('echo ready-$((40+2))', /^ready-42\s*$/m, 'the remote shell answering', 2000, 30_000);
+    await tmux.typeUntil('echo ready-$((40+2))', /^ready-42\s*$/m, 'the remote shell answering', { retryMs: 2000, timeoutMs: 30_000 });
 
     await tmux.type('echo "T=$TERM"; tty; stty size');
     await tmux.waitFor(/^T=xterm-256color\s*$/m, 'TERM from the pty request');
@@ -165,12 +75,12 @@ async function interactiveFlow(lab: OpenSshFixture, port: number, options: FlowO
     const tty = (await tmux.waitFor(/^(\/dev\/pts\/\d+)\s*$/m, 'the tty')).at(1);
     assert.equal(ssh[1], tty, 'SSH_TTY names the session\'s terminal');
 
-    await tmux.run('resize-window', '-t', 'pty', '-x', '120', '-y', '40');
+    await tmux.run('resize-window', '-t', tmux.name, '-x', '120', '-y', '40');
     await tmux.typeUntil('stty size', /^40 120\s*$/m, 'the new window size (40 rows, 120 columns)');
 
     await tmux.type('echo sleeping-$((5*2)); sleep 100');
     await tmux.waitFor(/^sleeping-10\s*$/m, 'the sleep starting');
-    await tmux.run('send-keys', '-t', 'pty', 'C-c');
+    await tmux.press('C-c');
     await tmux.type('echo back-$((6*7))');
     await tmux.waitFor(/^back-42\s*$/m, 'the shell back after C-c');
 
@@ -323,13 +233,13 @@ describe('PTY sessions', () => {
     t.after(() => tsshd.stop());
 
     // ssh in a terminal with no command asks for a pty (RequestTTY auto) and carries on without one.
-    const tmux = new Tmux(lab.dir);
+    const tmux = new TmuxPane(lab.dir, 'pty');
     const script = lab.path('client-nopty.sh');
     const command = [peerPath('ssh'), ...lab.clientOptions(tsshd.port), '-l', lab.user, '127.0.0.1'].map(shellQuote).join(' ');
     writeFileSync(script, `#!/bin/sh\n${command}\necho EXIT=$?\n`);
     chmodSync(script, 0o755);
     try {
-      await tmux.run('new-session', '-d', '-s', 'pty', '-x', '100', '-y', '30', script);
+      await tmux.start(script, 100, 30);
       await tmux.waitFor(/PTY allocation request failed/, "ssh's message");
       await tmux.type('tty; echo ran-$((6*7)); exit 4');
       await tmux.waitFor(/^not a tty\s*$/m, 'the shell running without a terminal');
