@@ -96,8 +96,12 @@ export interface AuthServerOptions {
   readonly banner?: string;
   /** Signature algorithms accepted for user keys (default: the registry's defaults). */
   readonly acceptedAlgorithms?: readonly string[];
-  /** Failures take at least this long (ms, plus a per-user fraction) so timing tells nothing about the user. */
+  /**
+   * A refused attempt (any method but `none`) is answered no sooner than this many ms (default 5)
+   * plus a per-user fraction of it, so timing tells nothing about the user; 0 turns this off.
+   */
   readonly minimumFailureDelayMs?: number;
+  /** How the wait is made (default: a timer); tests pass their own. */
   readonly delay?: (ms: number) => Promise<void>;
 }
 
@@ -224,8 +228,11 @@ export class AuthServer {
     }
     if (outcome === 'postponed') return;
     if (outcome === 'failure') {
-      await this.equalizeTiming(user, started);
+      // As in OpenSSH (auth2.c), `none` is answered at once: every client sends it first, only to
+      // learn the methods, and its refusal costs the same for every user, so there is nothing
+      // to hide by waiting; a wait here would add 5-10 ms to every login.
       if (method !== METHOD_NONE) {
+        await this.equalizeTiming(user, started);
         this.failures++;
         this.events.log?.({ outcome: 'failed', method: baseMethod, user, key: this.attemptKey });
       }
