@@ -6,14 +6,15 @@
  *   npm run bench                    full mode: 2 GiB per throughput run, 1,000 idle connections, 3 rounds
  *   npm run bench -- --quick         under 2 minutes: 64 MiB per run, 100 idle connections, 2 rounds
  *
- * Options (after `--`): --rounds N, --bytes SIZE (e.g. 512M, 2G), --figures throughput,setup,memory,
+ * Options (after `--`): --rounds N, --bytes SIZE (e.g. 512M, 2G), --figures throughput,setup,memory,files,
  *   --ciphers LIST, --connections N (idle connections for memory), --setup-count N (sequential
  *   connections; 16-concurrent runs open 4×N), --ssh2-no-native (ssh2 without its native crypto
  *   binding), --no-verify (skip the byte-count check of each pairing), --out DIR, --no-build
  *   (measure dist/ as it is instead of compiling a snapshot into bench/.build/, see lib/build.mjs).
  *
  * Figures (see each module for how it measures): 1. throughput (lib/throughput.mjs),
- * 2. connection set-up (lib/setup.mjs), 3. idle memory (lib/memory.mjs). The implementations are
+ * 2. connection set-up (lib/setup.mjs), 3. idle memory (lib/memory.mjs), 4. file transfer over
+ * SFTP (lib/files.mjs; a file of --bytes, on tmpfs). The implementations are
  * interleaved round by round (every pairing of round 1, then of round 2, …) so that drift on a
  * shared machine hits all alike; the tables give medians with min–max over the rounds and ratios
  * computed round by round. Results: DIR/latest.json, latest.md, throughput.svg (full mode) or
@@ -30,6 +31,7 @@ import { Fixture, CIPHERS, ROOT, BENCH_DIR, SSH, SSHD, TSSHD, TSSH } from './lib
 import { transfer, verifyPairing } from './lib/throughput.mjs';
 import { connectionSetup, shellTrueCpuMs } from './lib/setup.mjs';
 import { idleMemory } from './lib/memory.mjs';
+import { SFTP, fileTransfer, makeFiles, verifyFilePairing } from './lib/files.mjs';
 import { ssh2BindingAvailable, hideSsh2Binding } from './lib/ssh2-loader.mjs';
 import { summarize } from './lib/stats.mjs';
 import {
@@ -42,6 +44,9 @@ import {
   setupTables,
   summarizeMemory,
   memoryTables,
+  FILE_PAIRINGS,
+  summarizeFiles,
+  filesTable,
   checkTargets,
   targetsTable,
   renderText,
@@ -54,7 +59,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     bytes: { type: 'string' },
-    figures: { type: 'string', default: 'throughput,setup,memory' },
+    figures: { type: 'string', default: 'throughput,setup,memory,files' },
     ciphers: { type: 'string' },
     connections: { type: 'string' },
     'setup-count': { type: 'string' },
@@ -99,7 +104,7 @@ const baseName = quick ? 'quick' : 'latest';
 /** @param {string} line */
 const progress = (line) => process.stderr.write(`${line}\n`);
 
-for (const [program, what] of [[SSH, 'ssh (Debian package openssh-client)'], [SSHD, 'sshd (Debian package openssh-server)'], [TSSHD, 'tsshd (npx tsc -p . builds it)'], [TSSH, 'tssh (npx tsc -p . builds it)'], [join(ROOT, 'node_modules/ssh2/package.json'), 'the ssh2 package (npm install)']]) {
+for (const [program, what] of [[SSH, 'ssh (Debian package openssh-client)'], [SFTP, 'sftp (Debian package openssh-client)'], [SSHD, 'sshd (Debian package openssh-server)'], [TSSHD, 'tsshd (npx tsc -p . builds it)'], [TSSH, 'tssh (npx tsc -p . builds it)'], [join(ROOT, 'node_modules/ssh2/package.json'), 'the ssh2 package (npm install)']]) {
   if (!existsSync(program)) {
     process.stderr.write(`bench: ${program} is missing: needs ${what}\n`);
     process.exit(2);
@@ -161,6 +166,8 @@ const throughputRuns = [];
 const setupRuns = [];
 /** @type {any[]} */
 const memoryRuns = [];
+/** @type {any[]} */
+const fileRuns = [];
 /** @type {string[]} */
 const verification = [];
 /** @type {Record<string, number>} */
@@ -169,7 +176,7 @@ const figureSeconds = {};
 const fixedCost = {};
 
 try {
-  if (config.figures.has('throughput') || config.figures.has('setup')) {
+  if (config.figures.has('throughput') || config.figures.has('setup') || config.figures.has('files')) {
     const servers = {
       sshd: await fx.start('sshd'),
       tsshd: await fx.start('tsshd'),
@@ -276,6 +283,67 @@ try {
       }
       figureSeconds.setup = (performance.now() - t0) / 1000;
     }
+
+    if (config.figures.has('files')) {
+      const t0 = performance.now();
+      const files = makeFiles(config.bytes);
+      const cipher = config.ciphers[0];
+      try {
+        /** @param {{ client: string, server: string }} p */
+        const endpoints = (p) => ({ client: /** @type {'sftp' | 'ssh2'} */ (p.client), server: servers[/** @type {'sshd' | 'tsshd'} */ (p.server)], cipher });
+        if (config.verify) {
+          let failed = 0;
+          for (const p of FILE_PAIRINGS) {
+            const error = await verifyFilePairing(fx, endpoints(p), files);
+            if (error) {
+              failed++;
+              verification.push(`files ${p.id}: ${error}`);
+              progress(`verify files ${p.id}: FAILED ${error}`);
+            }
+          }
+          progress(`verified the file pairings (1 MiB each way, byte count): ${failed === 0 ? 'all exact' : `${failed} failed`}`);
+        }
+        // Fixed cost per pairing and direction: the median of 3 runs moving an empty file.
+        for (const p of FILE_PAIRINGS) {
+          for (const direction of /** @type {const} */ (['down', 'up'])) {
+            /** @type {any[]} */
+            const empty = [];
+            for (let i = 0; i < 3; i++) empty.push(await fileTransfer(fx, { ...endpoints(p), direction, file: files.empty, bytes: 0, timeoutMs: 30000 }));
+            const ok = empty.filter((r) => r.ok);
+            fixedCost[`files ${p.id} ${direction}`] = {
+              clientCpuS: summarize(ok.map((r) => r.clientCpuS)).median || 0,
+              serverCpuS: summarize(ok.map((r) => r.serverCpuS)).median || 0,
+              seconds: summarize(ok.map((r) => r.seconds)).median || 0,
+            };
+          }
+        }
+        for (let round = 1; round <= config.rounds; round++) {
+          for (const direction of /** @type {const} */ (['down', 'up'])) {
+            for (const p of FILE_PAIRINGS) {
+              const result = await fileTransfer(fx, { ...endpoints(p), direction, file: files.blob, bytes: config.bytes, timeoutMs: Math.max(30000, (config.bytes / 5e6) * 1000) });
+              const fixed = fixedCost[`files ${p.id} ${direction}`] ?? { clientCpuS: 0, serverCpuS: 0, seconds: 0 };
+              const netSeconds = result.seconds - fixed.seconds > result.seconds / 2 ? result.seconds - fixed.seconds : result.seconds;
+              const run = {
+                round, cipher, direction, pairing: p.id, client: p.client, server: p.server, load: loadavg()[0], ...result,
+                mbps: config.bytes / netSeconds / 1e6,
+                netSeconds,
+                clientCpuNetS: result.clientCpuS - fixed.clientCpuS,
+                serverCpuNetS: result.serverCpuS - fixed.serverCpuS,
+              };
+              fileRuns.push(run);
+              const gib = config.bytes / 2 ** 30;
+              progress(
+                `files r${round} ${direction === 'down' ? 'get' : 'put'} ${p.id.padEnd(11)} ` +
+                  (result.ok ? `${run.mbps.toFixed(0).padStart(5)} MB/s  client ${(run.clientCpuNetS / gib).toFixed(2)} s/GiB  server ${(run.serverCpuNetS / gib).toFixed(2)} s/GiB` : `FAILED ${result.error}`),
+              );
+            }
+          }
+        }
+      } finally {
+        files.remove();
+      }
+      figureSeconds.files = (performance.now() - t0) / 1000;
+    }
     await Promise.all(Object.values(servers).map((s) => s.stop()));
   }
 
@@ -306,6 +374,7 @@ try {
 const throughput = throughputRuns.length > 0 ? summarizeThroughput(throughputRuns, config.ciphers) : undefined;
 const setup = setupRuns.length > 0 ? summarizeSetup(setupRuns) : undefined;
 const memory = memoryRuns.length > 0 ? summarizeMemory(memoryRuns) : undefined;
+const files = fileRuns.length > 0 ? summarizeFiles(fileRuns) : undefined;
 const targets = checkTargets({ throughput, setup, memory });
 const totalSeconds = (performance.now() - started) / 1000;
 
@@ -314,6 +383,7 @@ const tables = [];
 if (throughput) tables.push(throughputTable(throughput));
 if (setup) tables.push(...setupTables(setup));
 if (memory) tables.push(...memoryTables(memory));
+if (files) tables.push(filesTable(files, sizeLabel(config.bytes), config.ciphers[0]));
 tables.push(targetsTable(targets));
 
 const subtitle = `${config.mode} mode, ${sizeLabel(config.bytes)} per run, ${config.rounds} rounds, ${meta.machine.cpus} cores, loopback; ${meta.openssh.split(',')[0]}; ssh2 ${meta.ssh2}${meta.ssh2NativeBinding ? ' (native binding)' : ' (no native binding)'}; Node ${meta.node}`;
@@ -327,10 +397,11 @@ const notes = [
   `- Throughput: ${sizeLabel(config.bytes)} per run, timed from the remote command's start to the client's exit; clients are programs (ssh, \`dist/src/cli/tssh.js\`, \`bench/ssh2-client.mjs\`) writing to /dev/null or reading \`head -c\` from a pipe; CPU from /usr/bin/time (client) and /proc (server, less the remote shell and command for sshd), less the fixed cost of a run that moves nothing (start-up, key exchange, login, exit; in the JSON as fixedCost), so CPU s/GiB is the cost of moving the bytes; MB/s likewise leaves out the end latency of such a run (mbpsGross in the JSON keeps it in).`,
   '- "tssh/OpenSSH" and "tssh/ssh2" are medians of ratios taken round by round against the pairing named (the same server with the other client, or the same client with the other server; tssh → tsshd against ssh → sshd and the ssh2 client).',
   `- Set-up: in-process clients (bench/conn-client.mjs); ${config.setupCount} sequential and ${config.setupCount * 4} connections 16 at a time per run.`,
+  `- File transfer: one ${sizeLabel(config.bytes)} file (sparse, on tmpfs) fetched to /dev/null and sent to /dev/null over SFTP, ${config.ciphers[0]}, against each server's \`Subsystem sftp internal-sftp\`; clients: OpenSSH's sftp (batch mode) and the ssh2 package's SFTP client (fastGet/fastPut, \`bench/ssh2-client.mjs --sftp\`); time and CPU of the whole client run less those of moving an empty file; server CPU includes the processes the server reaped (sshd's session process, tsshd's SFTP child). There is no tssh SFTP client program yet: the ratios compare tsshd's SFTP server with sshd's.`,
   `- Memory: ${config.idleConnections} idle authenticated connections (no channel) opened by the ssh2 client library; sshd's figure sums its per-connection processes (one per connection when the user is root: OpenSSH skips the unprivileged post-auth child for root).`,
   ...(verification.length > 0 ? ['- **Verification failures** (1 MiB each way through a pipe, byte-counted):', ...verification.map((v) => `  - ${v.replace(/\n/g, ' ')}`)] : ['- Every pairing verified: 1 MiB each way arrived exactly.']),
 ];
-const failures = [...(throughput ?? []), ...(setup?.rows ?? []), ...(memory?.rows ?? [])].flatMap((r) => r.errors ?? []);
+const failures = [...(throughput ?? []), ...(setup?.rows ?? []), ...(memory?.rows ?? []), ...(files ?? [])].flatMap((r) => r.errors ?? []);
 if (failures.length > 0) notes.push('- **Failed runs**:', ...failures.map((f) => `  - ${f.replace(/\n/g, ' ').slice(0, 400)}`));
 
 const markdown = [
@@ -344,7 +415,7 @@ const markdown = [
 ].join('\n');
 
 mkdirSync(outDir, { recursive: true });
-const json = JSON.stringify({ meta: { ...meta, seconds: totalSeconds, figureSeconds }, verification, fixedCost, throughput: { runs: throughputRuns, summary: throughput }, setup: { runs: setupRuns, ...setup }, memory: { runs: memoryRuns, ...memory }, targets }, null, 2);
+const json = JSON.stringify({ meta: { ...meta, seconds: totalSeconds, figureSeconds }, verification, fixedCost, throughput: { runs: throughputRuns, summary: throughput }, setup: { runs: setupRuns, ...setup }, memory: { runs: memoryRuns, ...memory }, files: { runs: fileRuns, summary: files }, targets }, null, 2);
 writeFileSync(join(outDir, `${baseName}.json`), `${json}\n`);
 writeFileSync(join(outDir, `${baseName}.md`), markdown);
 writeFileSync(join(outDir, `run-${meta.date.replace(/[:.]/g, '-')}.json`), `${json}\n`);

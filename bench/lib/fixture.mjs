@@ -140,6 +140,8 @@ export class Fixture {
       'LogLevel ERROR',
       // See shared/TESTING.md: bash then skips ~/.bashrc (pyenv init) for commands.
       'SetEnv SHLVL=1',
+      // The file-transfer figure: each server's own in-process SFTP server.
+      'Subsystem sftp internal-sftp',
       '',
     ].join('\n');
   }

@@ -220,6 +220,61 @@ export function memoryTables(s) {
 }
 
 /**
+ * The file-transfer pairings (figure 4, bench/lib/files.mjs), in the order each round runs them;
+ * `vs` names the pairing with the same client and sshd's SFTP server instead of tsshd's.
+ */
+export const FILE_PAIRINGS = [
+  { id: 'sftp→sshd', client: 'sftp', server: 'sshd' },
+  { id: 'sftp→tsshd', client: 'sftp', server: 'tsshd', vs: 'sftp→sshd' },
+  { id: 'ssh2→sshd', client: 'ssh2', server: 'sshd' },
+  { id: 'ssh2→tsshd', client: 'ssh2', server: 'tsshd', vs: 'ssh2→sshd' },
+];
+
+/**
+ * @param {any[]} runs  file-transfer runs: { round, direction, pairing, ok, mbps, clientCpuNetS, serverCpuNetS, bytes }
+ */
+export function summarizeFiles(runs) {
+  /** @type {any[]} */
+  const rows = [];
+  for (const direction of ['down', 'up']) {
+    /** @param {string} pairing */
+    const mbpsByRound = (pairing) => new Map(runs.filter((r) => r.ok && r.direction === direction && r.pairing === pairing).map((r) => [r.round, r.mbps]));
+    for (const p of FILE_PAIRINGS) {
+      const mine = runs.filter((r) => r.direction === direction && r.pairing === p.id);
+      const ok = mine.filter((r) => r.ok);
+      rows.push({
+        direction,
+        pairing: p.id,
+        mbps: summarize(ok.map((r) => r.mbps)),
+        clientCpuSPerGiB: summarize(ok.map((r) => r.clientCpuNetS / (r.bytes / GiB))),
+        serverCpuSPerGiB: summarize(ok.map((r) => r.serverCpuNetS / (r.bytes / GiB))),
+        vsSshd: p.vs ? pairedRatio(mbpsByRound(p.id), mbpsByRound(p.vs)) : undefined,
+        vsRef: p.vs,
+        failures: mine.length - ok.length,
+        errors: mine.filter((r) => !r.ok).map((r) => `round ${r.round}: ${r.error}`),
+      });
+    }
+  }
+  return rows;
+}
+
+/** @param {any[]} rows @param {string} fileLabel @param {string} cipher @returns {Table} */
+export function filesTable(rows, fileLabel, cipher) {
+  return {
+    title: `File transfer over SFTP, one ${fileLabel} file, ${cipherLabel(cipher)} (MB/s = 10^6 bytes/s; CPU seconds per GiB moved)`,
+    header: ['dir', 'pairing', 'MB/s', 'client CPU s/GiB', 'server CPU s/GiB', 'tsshd/sshd (same client)'],
+    rows: rows.map((r) => [
+      r.direction === 'down' ? 'server→client (get)' : 'client→server (put)',
+      r.pairing + (r.failures ? ` (${r.failures} failed)` : ''),
+      fmtRange(r.mbps),
+      fmtRange(r.clientCpuSPerGiB, 2),
+      fmtRange(r.serverCpuSPerGiB, 2),
+      r.vsSshd ? `${fmtRatio(r.vsSshd)} vs ${r.vsRef}` : '',
+    ]),
+  };
+}
+
+/**
  * The issue's targets, checked on the medians. Targets, not assertions: a miss is reported.
  * @param {{ throughput?: any[], setup?: { rows: any[] }, memory?: { rows: any[] } }} s
  */
