@@ -14,12 +14,12 @@
  * When tsshd is not root, every session is ours anyway: the server runs in tsshd's own process,
  * saving a Node start per session; except with -u, because a umask belongs to a whole process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerSession } from '../server-session.js';
-import type { SessionContext } from '../cli/sshd/session-runner.js';
+import { feedStdin, sessionOutputPair, type SessionContext } from '../cli/sshd/session-runner.js';
 import type { Logger } from '../cli/sshd/log.js';
 import { SftpServer } from './server.js';
 
@@ -130,7 +130,10 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
   const cwd = options.startDirectory ?? home;
   log.info(`internal-sftp session for ${user.name} (${context.switchUser ? `as uid ${user.uid} in a child process` : 'in process'}${root !== undefined ? `, confined to ${root}` : ''})`);
   if (context.switchUser || options.umask !== undefined || root !== undefined) {
-    runChild(session, context, { root, cwd, home, readOnly: options.readOnly, umask: options.umask }, log);
+    runChild(session, context, { root, cwd, home, readOnly: options.readOnly, umask: options.umask }, log).catch((error: unknown) => {
+      log.error(`internal-sftp for ${user.name}: ${(error as Error).message}`);
+      if (!session.channelClosed) session.exit(1);
+    });
     return;
   }
   const server = new SftpServer(session, session, {
@@ -146,7 +149,13 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
   session.once('channel-close', () => server.destroy());
 }
 
-function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): ChildProcess {
+/**
+ * The child's input and output take the paths a command's do (session-runner.ts): its stdout is
+ * an output pair read straight into the channel, its stdin is fed in batches, one writev per turn
+ * of the event loop. With pipe() both ways, tsshd read every reply through a fresh 64 KiB buffer
+ * and the stream machinery, and paused the channel after every 32 KiB of requests.
+ */
+async function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): Promise<ChildProcess | undefined> {
   const { user } = context;
   // A small, fixed environment: nothing the client sent (AcceptEnv) reaches Node, so NODE_OPTIONS
   // and the like cannot turn an SFTP-only login (ForceCommand internal-sftp) into running code.
@@ -161,26 +170,46 @@ function runChild(session: ServerSession, context: SessionContext, config: SftpC
   const args = [CHILD, JSON.stringify(config)];
   // Confined, the child's own working folder is `/` (paths are resolved by the server, not the kernel).
   const childCwd = config.root !== undefined || !existsSync(config.home) ? '/' : config.home;
+  const pair = await sessionOutputPair(session);
+  if (session.channelClosed) {
+    pair?.reader.destroy();
+    pair?.writer.destroy();
+    return undefined;
+  }
+  const stdio: StdioOptions = pair ? ['pipe', pair.writer, 'pipe'] : 'pipe';
   let child: ChildProcess;
   if (context.switchUser && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
-    child = spawn(SETPRIV, [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', node, ...args], { cwd: childCwd, env, stdio: 'pipe' });
+    child = spawn(SETPRIV, [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', node, ...args], { cwd: childCwd, env, stdio });
   } else {
-    child = spawn(node, args, { cwd: childCwd, env, stdio: 'pipe', ...(context.switchUser ? { uid: user.uid, gid: user.gid } : {}) });
+    child = spawn(node, args, { cwd: childCwd, env, stdio, ...(context.switchUser ? { uid: user.uid, gid: user.gid } : {}) });
   }
+  // The child holds its own copy of the socket: ours must go, or the reader never sees EOF.
+  pair?.writer.destroy();
   let outputOpen = true;
   let exit: number | undefined;
   const finish = (): void => {
     if (outputOpen || exit === undefined || session.channelClosed) return;
     session.exit(exit);
   };
-  child.stdout!.pipe(session, { end: false });
-  child.stdout!.once('end', () => {
+  const outputEnded = (): void => {
     outputOpen = false;
     finish();
-  });
-  session.pipe(child.stdin!);
-  child.stdin!.on('error', () => {}); // the child may be gone before it read everything
+  };
+  if (pair) {
+    const reader = pair.reader;
+    reader.once('end', outputEnded);
+    reader.on('error', () => reader.destroy());
+    reader.once('close', () => {
+      if (!reader.readableEnded) outputEnded();
+    });
+    reader.resume();
+    session.once('channel-close', () => reader.destroy());
+  } else {
+    child.stdout!.pipe(session, { end: false });
+    child.stdout!.once('end', outputEnded);
+  }
+  feedStdin(session, child.stdin!);
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (text: string) => {

@@ -12,7 +12,7 @@ import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
 import type { SystemUser } from './users.js';
 import { chrootCommand, splitForRoot } from './chroot.js';
-import { outputPair } from './output-pair.js';
+import { outputPair, type OutputPair } from './output-pair.js';
 
 /** How much one read of a session's stdout can take (see output-pair.ts). */
 const OUTPUT_READ_SIZE = 256 * 1024;
@@ -78,21 +78,13 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
  */
 export async function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): Promise<ChildProcess | undefined> {
   // stdout through a socket we read with onread (output-pair.ts); an ordinary pipe if none.
-  let reader: Socket | undefined;
-  const pair = await outputPair({
-    buffer: Buffer.allocUnsafeSlow(OUTPUT_READ_SIZE),
-    callback: (bytes: number, buffer: Uint8Array): boolean => {
-      if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
-      session.once('drain', () => reader?.resume());
-      return false;
-    },
-  });
+  const pair = await sessionOutputPair(session);
   if (session.channelClosed) {
     pair?.reader.destroy();
     pair?.writer.destroy();
     return undefined;
   }
-  reader = pair?.reader;
+  const reader = pair?.reader;
   const stdio: StdioOptions = pair ? ['pipe', pair.writer, 'pipe'] : 'pipe';
   const child = startChild(session, context, command, stdio);
   // The child holds its own copy of the socket: ours must go, or the reader never sees EOF.
@@ -103,6 +95,24 @@ export async function runWithoutPty(session: ServerSession, context: SessionCont
   }
   wireChild(session, child, reader);
   return child;
+}
+
+/**
+ * A pair for a child's stdout whose reads go straight to the session (ChannelStream.writeNow),
+ * pausing while the channel has no room; undefined when no pair can be made (use a pipe).
+ */
+export async function sessionOutputPair(session: ServerSession): Promise<OutputPair | undefined> {
+  let reader: Socket | undefined;
+  const pair = await outputPair({
+    buffer: Buffer.allocUnsafeSlow(OUTPUT_READ_SIZE),
+    callback: (bytes: number, buffer: Uint8Array): boolean => {
+      if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
+      session.once('drain', () => reader?.resume());
+      return false;
+    },
+  });
+  reader = pair?.reader;
+  return pair;
 }
 
 function startChild(session: ServerSession, context: SessionContext, command: string | undefined, stdio: StdioOptions): ChildProcess | undefined {
@@ -156,7 +166,7 @@ const STDIN_QUEUE_LIMIT = 256 * 1024;
  * write() returns false. Input that arrives after the child closed its stdin is discarded, so the
  * client is never left waiting for window space.
  */
-function feedStdin(session: ServerSession, stdin: Writable): void {
+export function feedStdin(session: ServerSession, stdin: Writable): void {
   let corked = false;
   const uncork = (): void => {
     corked = false;
