@@ -69,6 +69,8 @@ const server = new SftpServer(input, output, {
   home: config.home,
   readOnly: config.readOnly,
   log: (line) => process.stderr.write(`${line}\n`),
+  // This process serves one session: nothing else waits while a read or write blocks.
+  syncFileIo: true,
 });
 server.once('done', (code) => {
   input.destroy();
