@@ -322,55 +322,71 @@ describe('the server', () => {
     assert.equal(statSync(join(dir, 'new')).size, 0);
   });
 
-  test('pipelined WRITEs and READs on one file act as if run one at a time (§6.1)', async (t) => {
-    const { client, dir } = await ready(t, { concurrency: 8 });
-    const handle = await openFile(client, 'p', FXF.READ | FXF.WRITE | FXF.CREAT);
-    const chunk = 4096;
-    const replies = [];
-    // 200 requests without waiting: overlapping writes of the same range, each followed by a read
-    // of that range, which must see exactly the write before it.
-    for (let round = 0; round < 50; round++) {
-      for (let block = 0; block < 2; block++) {
-        const offset = BigInt(block * chunk);
-        const fill = (round * 2 + block) & 0xff;
-        replies.push(client.request(FXP.WRITE, (w) => w.string(handle).uint64(offset).string(Buffer.alloc(chunk, fill))));
-        replies.push(client.request(FXP.READ, (w) => w.string(handle).uint64(offset).uint32(chunk)).then((r) => ({ fill, data: dataOf(r) })));
-      }
-    }
-    const first = client.arrivals.length;
-    for (const reply of await Promise.all(replies)) {
-      if ('fill' in reply) assert.ok(reply.data.equals(Buffer.alloc(chunk, reply.fill)), `a read saw ${reply.data[0]} instead of ${reply.fill}`);
-      else assert.equal(status(reply).code, FX.OK);
-    }
-    const order = client.arrivals.slice(first);
-    assert.deepEqual(order, [...order].sort((a, b) => a - b), 'replies in request order');
-    // A barrier (FSTAT) sees all the writes before it.
-    const attrs = attrsOf(await client.request(FXP.FSTAT, (w) => w.string(handle)));
-    assert.equal(attrs.size, BigInt(2 * chunk));
-    assert.equal(readFileSync(join(dir, 'p'))[0], 98);
-  });
+  for (const syncFileIo of [false, true]) {
+    const io = syncFileIo ? 'with synchronous file I/O (the child)' : 'with the thread pool';
+    test(`a failed read or write is answered with a status and the session goes on, ${io}`, async (t) => {
+      const { client, dir } = await ready(t, { syncFileIo });
+      writeFileSync(join(dir, 'r'), 'abc');
+      const readOnly = await openFile(client, 'r', FXF.READ);
+      const write = status(await client.request(FXP.WRITE, (w) => w.string(readOnly).uint64(0n).string('x')));
+      // EBADF, which OpenSSH's errno_to_portable maps to NO_SUCH_FILE; so does ours.
+      assert.equal(write.code, FX.NO_SUCH_FILE, write.message);
+      const writeOnly = await openFile(client, 'w', FXF.WRITE | FXF.CREAT);
+      const read = status(await client.request(FXP.READ, (w) => w.string(writeOnly).uint64(0n).uint32(16)));
+      assert.equal(read.code, FX.NO_SUCH_FILE, read.message);
+      assert.equal(dataOf(await client.request(FXP.READ, (w) => w.string(readOnly).uint64(0n).uint32(16))).toString(), 'abc');
+    });
 
-  test('non-overlapping WRITEs of a large upload all land, replies carry their ids', async (t) => {
-    const { client, dir } = await ready(t);
-    const handle = await openFile(client, 'up', FXF.WRITE | FXF.CREAT | FXF.TRUNC);
-    const content = Buffer.alloc(64 * 32768);
-    for (let i = 0; i < content.length; i++) content[i] = (i * 7 + (i >> 12)) & 0xff;
-    const ids: number[] = [];
-    const replies = [];
-    for (let offset = 0; offset < content.length; offset += 32768) {
-      const id = 5000 + offset / 32768;
-      ids.push(id);
-      replies.push(client.requestWithId(FXP.WRITE, id, (w) => w.string(handle).uint64(BigInt(offset)).string(content.subarray(offset, offset + 32768))));
-    }
-    const answered = await Promise.all(replies);
-    assert.deepEqual(answered.map((r) => r.id), ids);
-    // Run concurrently, answered in request order: OpenSSH 9.2's scp truncates an in-place upload
-    // at the highest in-order acknowledgement.
-    assert.deepEqual(client.arrivals.slice(-ids.length), ids);
-    assert.ok(answered.every((r) => status(r).code === FX.OK));
-    await client.request(FXP.CLOSE, (w) => w.string(handle));
-    assert.ok(readFileSync(join(dir, 'up')).equals(content));
-  });
+    test(`pipelined WRITEs and READs on one file act as if run one at a time (§6.1), ${io}`, async (t) => {
+      const { client, dir } = await ready(t, { concurrency: 8, syncFileIo });
+      const handle = await openFile(client, 'p', FXF.READ | FXF.WRITE | FXF.CREAT);
+      const chunk = 4096;
+      const replies = [];
+      // 200 requests without waiting: overlapping writes of the same range, each followed by a read
+      // of that range, which must see exactly the write before it.
+      for (let round = 0; round < 50; round++) {
+        for (let block = 0; block < 2; block++) {
+          const offset = BigInt(block * chunk);
+          const fill = (round * 2 + block) & 0xff;
+          replies.push(client.request(FXP.WRITE, (w) => w.string(handle).uint64(offset).string(Buffer.alloc(chunk, fill))));
+          replies.push(client.request(FXP.READ, (w) => w.string(handle).uint64(offset).uint32(chunk)).then((r) => ({ fill, data: dataOf(r) })));
+        }
+      }
+      const first = client.arrivals.length;
+      for (const reply of await Promise.all(replies)) {
+        if ('fill' in reply) assert.ok(reply.data.equals(Buffer.alloc(chunk, reply.fill)), `a read saw ${reply.data[0]} instead of ${reply.fill}`);
+        else assert.equal(status(reply).code, FX.OK);
+      }
+      const order = client.arrivals.slice(first);
+      assert.deepEqual(order, [...order].sort((a, b) => a - b), 'replies in request order');
+      // A barrier (FSTAT) sees all the writes before it.
+      const attrs = attrsOf(await client.request(FXP.FSTAT, (w) => w.string(handle)));
+      assert.equal(attrs.size, BigInt(2 * chunk));
+      assert.equal(readFileSync(join(dir, 'p'))[0], 98);
+    });
+
+    test(`non-overlapping WRITEs of a large upload all land, replies carry their ids, ${io}`, async (t) => {
+      const { client, dir } = await ready(t, { syncFileIo });
+      const handle = await openFile(client, 'up', FXF.WRITE | FXF.CREAT | FXF.TRUNC);
+      const content = Buffer.alloc(64 * 32768);
+      for (let i = 0; i < content.length; i++) content[i] = (i * 7 + (i >> 12)) & 0xff;
+      const ids: number[] = [];
+      const replies = [];
+      for (let offset = 0; offset < content.length; offset += 32768) {
+        const id = 5000 + offset / 32768;
+        ids.push(id);
+        replies.push(client.requestWithId(FXP.WRITE, id, (w) => w.string(handle).uint64(BigInt(offset)).string(content.subarray(offset, offset + 32768))));
+      }
+      const answered = await Promise.all(replies);
+      assert.deepEqual(answered.map((r) => r.id), ids);
+      // Run concurrently, answered in request order: OpenSSH 9.2's scp truncates an in-place upload
+      // at the highest in-order acknowledgement.
+      assert.deepEqual(client.arrivals.slice(-ids.length), ids);
+      assert.ok(answered.every((r) => status(r).code === FX.OK));
+      await client.request(FXP.CLOSE, (w) => w.string(handle));
+      assert.ok(readFileSync(join(dir, 'up')).equals(content));
+    });
+  }
 
   test('back-pressure: a client that does not read its replies stops being read', async (t) => {
     // An output that takes one chunk and then never calls back: the server must stop starting
