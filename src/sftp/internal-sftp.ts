@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerSession } from '../server-session.js';
-import { feedStdin, sessionOutputPair, type SessionContext } from '../cli/sshd/session-runner.js';
+import { deliverOutput, feedStdin, sessionOutputPair, type SessionContext } from '../cli/sshd/session-runner.js';
 import type { Logger } from '../cli/sshd/log.js';
 import { SftpServer } from './server.js';
 
@@ -196,19 +196,7 @@ async function runChild(session: ServerSession, context: SessionContext, config:
     outputOpen = false;
     finish();
   };
-  if (pair) {
-    const reader = pair.reader;
-    reader.once('end', outputEnded);
-    reader.on('error', () => reader.destroy());
-    reader.once('close', () => {
-      if (!reader.readableEnded) outputEnded();
-    });
-    reader.resume();
-    session.once('channel-close', () => reader.destroy());
-  } else {
-    child.stdout!.pipe(session, { end: false });
-    child.stdout!.once('end', outputEnded);
-  }
+  deliverOutput(session, child, pair?.reader, outputEnded);
   feedStdin(session, child.stdin!);
   let stderr = '';
   child.stderr!.setEncoding('utf8');

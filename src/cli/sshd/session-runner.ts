@@ -201,6 +201,26 @@ export function feedStdin(session: ServerSession, stdin: Writable): void {
   });
 }
 
+/**
+ * Deliver a child's stdout to the session until it ends: from `reader`, the reading end of an
+ * output pair (its reads reach the session through onread; flowing mode, so that 'end' comes), or
+ * with pipe() when there is no pair. `ended` runs once, when the output has ended.
+ */
+export function deliverOutput(session: ServerSession, child: ChildProcess, reader: Socket | undefined, ended: () => void): void {
+  if (reader) {
+    reader.once('end', ended);
+    reader.on('error', () => reader.destroy());
+    reader.once('close', () => {
+      if (!reader.readableEnded) ended();
+    });
+    reader.resume();
+    session.once('channel-close', () => reader.destroy());
+  } else {
+    child.stdout!.pipe(session, { end: false });
+    child.stdout!.once('end', ended);
+  }
+}
+
 /** `stdout`: the reading end of the child's stdout socket, or undefined when it is a pipe. */
 function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket | undefined): void {
   let outputsOpen = 2;
@@ -214,19 +234,7 @@ function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket |
     outputsOpen--;
     finish();
   };
-  if (stdout) {
-    // Reads go to the session through the onread callback; flowing mode, so that 'end' comes.
-    stdout.once('end', stdoutEnded);
-    stdout.on('error', () => stdout.destroy());
-    stdout.once('close', () => {
-      if (!stdout.readableEnded) stdoutEnded();
-    });
-    stdout.resume();
-    session.once('channel-close', () => stdout.destroy());
-  } else {
-    child.stdout!.pipe(session, { end: false });
-    child.stdout!.once('end', stdoutEnded);
-  }
+  deliverOutput(session, child, stdout, stdoutEnded);
   child.stderr!.pipe(session.stderr, { end: false });
   child.stderr!.once('end', () => {
     outputsOpen--;
