@@ -152,8 +152,8 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
 /**
  * The child's input and output take the paths a command's do (session-runner.ts): its stdout is
  * an output pair read straight into the channel, its stdin is fed in batches, one writev per turn
- * of the event loop. With pipe() both ways, tsshd read every reply through a fresh 64 KiB buffer
- * and the stream machinery, and paused the channel after every 32 KiB of requests.
+ * of the event loop (pipe() would read every reply through a fresh 64 KiB buffer and the stream
+ * machinery, and pause the channel after every 32 KiB of requests).
  */
 async function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): Promise<ChildProcess | undefined> {
   const { user } = context;
