@@ -18,7 +18,7 @@ import { MethodPolicy } from '../../auth/policy.js';
 import { ChannelOpenFailure, type ChannelOpenFailureCode } from '../../connection/messages.js';
 import { fingerprint, describeKey } from '../../keys/fingerprint.js';
 import { matchPattern } from '../../keys/patterns.js';
-import type { SshdConfig, SshdSettings } from '../../config/sshd-config.js';
+import type { ForwardingPermission, SshdConfig, SshdSettings } from '../../config/sshd-config.js';
 import { resolveForConnection } from '../../config/sshd-config.js';
 import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
@@ -353,15 +353,20 @@ function onSession(this: ServerConnection, session: ServerSession): void {
   });
 }
 
+/**
+ * What every forwarding request must pass: DisableForwarding off, the Allow*Forwarding setting
+ * (`permission`) `yes` or this direction, and no `no-port-forwarding` on the key.
+ */
+function forwardingAllowed(settings: SshdSettings, state: AuthResultState, permission: ForwardingPermission, direction: 'local' | 'remote'): boolean {
+  return !settings.disableForwarding && (permission === 'yes' || permission === direction) && (state.keyOptions?.portForwarding ?? true);
+}
+
 /** ssh -L to a Unix socket (direct-streamlocal@openssh.com) under AllowStreamLocalForwarding. */
 function onDirectStreamLocal(this: ServerConnection, request: { readonly path: string }, accept: () => ChannelStream, reject: OpenReject): void {
   const { settings, state, chroot } = servedConnections.get(this)!;
   const allowed =
     // Socket paths would be resolved outside the chroot: refused for chrooted users.
-    chroot === undefined &&
-    !settings.disableForwarding &&
-    (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'local') &&
-    (state.keyOptions?.portForwarding ?? true);
+    chroot === undefined && forwardingAllowed(settings, state, settings.allowStreamLocalForwarding, 'local');
   if (!allowed) {
     reject(ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, 'stream local forwarding refused');
     return;
@@ -381,9 +386,7 @@ function onDirectTcpip(this: ServerConnection, request: DirectTcpipRequest, acce
   const { settings, state, options } = servedConnections.get(connection)!;
   const log = options.log;
   const allowed =
-    !settings.disableForwarding &&
-    (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'local') &&
-    (state.keyOptions?.portForwarding ?? true) &&
+    forwardingAllowed(settings, state, settings.allowTcpForwarding, 'local') &&
     permitOpenAllows(settings.permitOpen, request.host, request.port) &&
     keyPermitOpenAllows(state, request.host, request.port);
   if (!allowed) {
@@ -421,9 +424,7 @@ function onTcpipForward(this: ServerConnection, request: RemoteForwardRequest, a
   const { settings, state, options } = served;
   const log = options.log;
   const allowed =
-    !settings.disableForwarding &&
-    (settings.allowTcpForwarding === 'yes' || settings.allowTcpForwarding === 'remote') &&
-    (state.keyOptions?.portForwarding ?? true) &&
+    forwardingAllowed(settings, state, settings.allowTcpForwarding, 'remote') &&
     permitListenAllows(settings.permitListen, state, request.address, request.port) &&
     // Privileged ports only for root, as sshd.
     (request.port === 0 || request.port >= 1024 || state.user?.uid === 0);
@@ -467,10 +468,7 @@ function onStreamLocalForward(this: ServerConnection, request: { readonly path: 
   const { settings, state, options, chroot } = served;
   const log = options.log;
   const allowed =
-    chroot === undefined &&
-    !settings.disableForwarding &&
-    (settings.allowStreamLocalForwarding === 'yes' || settings.allowStreamLocalForwarding === 'remote') &&
-    (state.keyOptions?.portForwarding ?? true);
+    chroot === undefined && forwardingAllowed(settings, state, settings.allowStreamLocalForwarding, 'remote');
   if (!allowed) {
     log.info(`refused remote stream local forward ${request.path} for ${connection.user ?? ''}`);
     reject();
