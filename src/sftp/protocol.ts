@@ -325,7 +325,9 @@ export function finishDataPacket(buffer: Buffer, id: number, dataLength: number)
  * Splits a byte stream into packets (§3). A length above MAX_PACKET_LENGTH, or of zero (no type
  * byte), is refused as soon as the four length bytes arrive, so a client cannot make us buffer
  * more than one packet's worth. Frames are returned without their length: type byte first.
- * A frame that arrived in one chunk is a view of it; one that spans chunks is copied once.
+ * A frame that arrived in one chunk is a view of it; one that spans chunks is copied once, unless
+ * the chunks lie next to each other in one ArrayBuffer (reads into consecutive parts of one
+ * buffer, as the SFTP child does: see child.ts), which are joined into one view instead.
  */
 export class PacketFramer {
   private chunks: Buffer[] = [];
@@ -342,8 +344,13 @@ export class PacketFramer {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
     this.buffered += chunk.length;
+    const last = this.chunks[this.chunks.length - 1];
+    if (last !== undefined && last.buffer === chunk.buffer && last.byteOffset + last.length === chunk.byteOffset) {
+      this.chunks[this.chunks.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + chunk.length);
+      return;
+    }
+    this.chunks.push(chunk);
   }
 
   /** The next whole packet, or undefined until more bytes arrive. Throws ProtocolError on a bad length. */
@@ -407,8 +414,9 @@ export function frameReader(frame: Buffer, what: string): Reader {
   return new Reader(frame, 1, frame.length, what);
 }
 
-/** The name of a packet type, for logs and messages. */
+const PACKET_TYPE_NAMES = new Map<number, string>(Object.entries(FXP).map(([name, value]) => [value, `SSH_FXP_${name}`]));
+
+/** The name of a packet type, for logs and messages (every request's reader carries one). */
 export function packetTypeName(type: number): string {
-  for (const [name, value] of Object.entries(FXP)) if (value === type) return `SSH_FXP_${name}`;
-  return `type ${type}`;
+  return PACKET_TYPE_NAMES.get(type) ?? `type ${type}`;
 }

@@ -280,7 +280,12 @@ export class SftpServer extends EventEmitter {
   // -------------------------------------------------------------------------------------------
   // Input, queue and scheduling
 
-  private receive(chunk: Buffer): void {
+  /**
+   * Takes bytes from the client. The server reads its input's 'data' events itself; an input read
+   * with net's `onread` has none, and its owner hands each read here instead. A chunk must stay
+   * unchanged until its requests are answered (frames are views of it).
+   */
+  receive(chunk: Buffer): void {
     if (this.stopped) return;
     this.framer.push(chunk);
     this.pump();

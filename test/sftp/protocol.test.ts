@@ -131,6 +131,45 @@ describe('framing (§3)', () => {
     assert.deepEqual(framer.next(), b.subarray(4));
   });
 
+  test('chunks that lie next to each other in one buffer make a view, others a copy', () => {
+    const a = packet(FXP.WRITE, (w) => w.uint32(1).string('h').uint64(0n).string(Buffer.alloc(300, 1)));
+    const b = packet(FXP.WRITE, (w) => w.uint32(2).string('h').uint64(300n).string(Buffer.alloc(200, 2)));
+    // Reads into consecutive parts of one slab, as the SFTP child makes them, split inside both packets.
+    const slab = Buffer.alloc(a.length + b.length + 64);
+    Buffer.concat([a, b]).copy(slab);
+    const framer = new PacketFramer();
+    for (const [start, end] of [[0, 3], [3, 100], [100, a.length + 7], [a.length + 7, a.length + b.length]]) {
+      framer.push(slab.subarray(start!, end!));
+    }
+    const first = framer.next()!;
+    const second = framer.next()!;
+    assert.deepEqual(first, a.subarray(4));
+    assert.deepEqual(second, b.subarray(4));
+    assert.equal(first.buffer, slab.buffer, 'a view of the slab, not a copy');
+    assert.equal(first.byteOffset, slab.byteOffset + 4);
+    assert.equal(second.buffer, slab.buffer);
+    assert.equal(framer.bufferedLength, 0);
+    // The same split over separate buffers is copied, and comes out the same.
+    const apart = new PacketFramer();
+    const head = Buffer.allocUnsafeSlow(100);
+    const tail = Buffer.allocUnsafeSlow(a.length - 100);
+    a.copy(head, 0, 0, 100);
+    a.copy(tail, 0, 100);
+    apart.push(head);
+    apart.push(tail);
+    const copied = apart.next()!;
+    assert.deepEqual(copied, a.subarray(4));
+    assert.ok(copied.buffer !== head.buffer && copied.buffer !== tail.buffer);
+    // Adjacent parts of a buffer that do not touch (a gap between them) are not joined.
+    const gapped = new PacketFramer();
+    const spaced = Buffer.alloc(a.length + 10);
+    a.copy(spaced, 0, 0, 50);
+    a.copy(spaced, 60, 50);
+    gapped.push(spaced.subarray(0, 50));
+    gapped.push(spaced.subarray(60, a.length + 10));
+    assert.deepEqual(gapped.next(), a.subarray(4));
+  });
+
   test('an oversized length is refused as soon as its four bytes arrive, nothing buffered for it', () => {
     const framer = new PacketFramer();
     framer.push(Buffer.from([0x7f, 0xff, 0xff, 0xff]));
