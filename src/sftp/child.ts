@@ -105,6 +105,8 @@ const server = new SftpServer(input, output, {
   log: (line) => process.stderr.write(`${line}\n`),
   // This process serves one session: nothing else waits while a read or write blocks.
   syncFileIo: true,
+  // Replies go to a socket, which is done with a buffer when it calls back.
+  reuseDataBuffers: true,
 });
 server.once('done', (code) => {
   input.destroy();

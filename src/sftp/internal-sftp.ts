@@ -142,6 +142,8 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
     readOnly: options.readOnly,
     endOutput: false,
     log: (line) => log.info(`${line} (user ${user.name})`),
+    // The session is a ChannelStream, which calls back once the transport has sealed or copied the bytes.
+    reuseDataBuffers: true,
   });
   server.once('done', (code) => {
     if (!session.channelClosed) session.exit(code);

@@ -318,6 +318,49 @@ describe('the server', () => {
     assert.equal(status(await client.request(FXP.READ, (w) => w.string(file).uint64(0xffffffffffffffffn).uint32(10))).code, FX.EOF);
   });
 
+  test('reuseDataBuffers: a DATA reply\'s buffer serves a later READ once its write called back, and only then', async (t) => {
+    for (const reuse of [true, false]) {
+      const dir = mkdtempSync(join(tmpdir(), 'tssh-sftp-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const content = Buffer.alloc(8 * 40000);
+      for (let i = 0; i < content.length; i++) content[i] = (i * 13 + (i >> 9)) & 0xff;
+      writeFileSync(join(dir, 'f'), content);
+      const toServer = new PassThrough();
+      const fromServer = new PassThrough();
+      // An output that is done with each chunk when it calls back: it passes on a copy.
+      const dataBuffers: ArrayBufferLike[] = [];
+      const output = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          if (chunk[4] === FXP.DATA) dataBuffers.push(chunk.buffer);
+          fromServer.write(Buffer.from(chunk));
+          // The fourth DATA reply's write completes late (the client has its copy already and
+          // sends the next READ): that buffer must not be lent again meanwhile.
+          if (dataBuffers.length === 4) setTimeout(callback, 50);
+          else callback();
+        },
+      });
+      const server = new SftpServer(toServer, output, { cwd: dir, home: dir, names: fixedNames, syncFileIo: true, reuseDataBuffers: reuse });
+      t.after(() => server.destroy());
+      const client = new RawSftpClient(toServer, fromServer);
+      await client.init();
+      const file = await openFile(client, 'f', FXF.READ);
+      // One READ at a time, so that each reply's write has called back before the next READ.
+      for (let i = 0; i < 8; i++) {
+        const data = dataOf(await client.request(FXP.READ, (w) => w.string(file).uint64(BigInt(i * 40000)).uint32(40000)));
+        assert.ok(data.equals(content.subarray(i * 40000, (i + 1) * 40000)), `block ${i}`);
+      }
+      assert.equal(dataBuffers.length, 8);
+      const distinct = new Set(dataBuffers).size;
+      if (reuse) {
+        // One buffer served every READ but the one made while the late write held it (a second then).
+        assert.equal(distinct, 2);
+        assert.notEqual(dataBuffers[4], dataBuffers[3]);
+      } else {
+        assert.ok(distinct > 2, 'without reuse, fresh buffers');
+      }
+    }
+  });
+
   test('limits@openssh.com states the caps', async (t) => {
     const { client } = await ready(t);
     const reply = await client.extended('limits@openssh.com');
