@@ -185,6 +185,7 @@ function identityFromKey(key: SshPrivateKey): ClientIdentity {
   return {
     publicKey: key.publicKey,
     source: `${key.type} key`,
+    local: true,
     sign: async (data, algorithm) => {
       const signer = signatureAlgorithms.all.get(algorithm);
       if (!signer || signer.keyType !== key.type) throw new Error(`cannot sign ${algorithm} with a ${key.type} key`);

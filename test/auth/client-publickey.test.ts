@@ -1,0 +1,113 @@
+// The client's publickey steps, message by message (RFC 4252 §7): a key whose private half is in
+// this process (ClientIdentity.local) is sent signed at once, without the query; any other identity
+// (an agent's key) is queried first and signed only after USERAUTH_PK_OK, as OpenSSH does.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AuthClient, type ClientIdentity } from '../../src/auth/client.js';
+import { decodePublicKeyFields, METHOD_NONE, METHOD_PUBLICKEY, UserauthPkOk } from '../../src/auth/messages.js';
+import { generatePrivateKey } from '../../src/keys/private-key.js';
+import { MSG, UserauthFailure, UserauthRequest } from '../../src/wire/messages.js';
+
+interface Sent {
+  readonly method: string;
+  /** For publickey: whether it carries a signature, and which key. */
+  readonly signed?: boolean;
+  readonly key?: string;
+}
+
+async function identity(name: string, local: boolean, failSigning = false): Promise<ClientIdentity & { signed: number }> {
+  const key = await generatePrivateKey('ed25519');
+  const id = {
+    publicKey: key.publicKey,
+    source: name,
+    local,
+    signed: 0,
+    sign: async (): Promise<Buffer> => {
+      if (failSigning) throw new Error('token removed');
+      id.signed++;
+      return Buffer.from(`signature by ${name}`);
+    },
+  };
+  return id;
+}
+
+function run(identities: ClientIdentity[]): { sent: Sent[]; client: AuthClient; outcome: Promise<string>; nextSend(): Promise<Sent> } {
+  const sent: Sent[] = [];
+  const names = new Map(identities.map((i) => [i.publicKey.blob.toString('hex'), i.source]));
+  let wake: (() => void) | undefined;
+  let settle!: (value: string) => void;
+  const outcome = new Promise<string>((resolve) => (settle = resolve));
+  const client = new AuthClient(
+    { user: 'alice', sessionId: Buffer.alloc(32, 1), identities },
+    {
+      send: (payload) => {
+        const request = UserauthRequest.decode(payload);
+        if (request.method === METHOD_PUBLICKEY) {
+          const fields = decodePublicKeyFields(request.methodFields, false);
+          sent.push({ method: request.method, signed: fields.signed, key: names.get(fields.publicKey.toString('hex')) });
+        } else {
+          sent.push({ method: request.method });
+        }
+        wake?.();
+      },
+      success: () => settle('success'),
+      fail: (error) => settle(error.message),
+    },
+  );
+  let seen = 0;
+  const nextSend = async (): Promise<Sent> => {
+    while (sent.length <= seen) await new Promise<void>((resolve) => (wake = resolve));
+    return sent[seen++]!;
+  };
+  return { sent, client, outcome, nextSend };
+}
+
+const failure = (...methods: string[]): Buffer => UserauthFailure.encode({ methods, partialSuccess: false });
+const success = Buffer.from([MSG.USERAUTH_SUCCESS]);
+
+describe('client publickey authentication', () => {
+  test('a key in this process goes signed at once; an agent key is queried first', async () => {
+    const local = await identity('local', true);
+    const agent = await identity('agent', false);
+    const { client, outcome, nextSend } = run([local, agent]);
+    client.start();
+    assert.deepEqual(await nextSend(), { method: METHOD_NONE });
+    client.receive(failure('publickey', 'password'));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'local' });
+    assert.equal(local.signed, 1);
+    client.receive(failure('publickey', 'password'));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: false, key: 'agent' });
+    assert.equal(agent.signed, 0, 'nothing signed before the server accepts the key');
+    client.receive(UserauthPkOk.encode({ algorithm: 'ssh-ed25519', publicKey: agent.publicKey.blob }));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'agent' });
+    client.receive(success);
+    assert.equal(await outcome, 'success');
+  });
+
+  test('a local key that cannot sign is passed over for the next identity', async () => {
+    const broken = await identity('broken', true, true);
+    const good = await identity('good', true);
+    const { client, outcome, nextSend, sent } = run([broken, good]);
+    client.start();
+    await nextSend();
+    client.receive(failure('publickey'));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'good' });
+    client.receive(success);
+    assert.equal(await outcome, 'success');
+    assert.equal(sent.filter((s) => s.key === 'broken').length, 0);
+  });
+
+  test('every key refused: Permission denied with the methods the server named', async () => {
+    const a = await identity('a', true);
+    const b = await identity('b', true);
+    const { client, outcome, nextSend } = run([a, b]);
+    client.start();
+    await nextSend();
+    client.receive(failure('publickey'));
+    assert.equal((await nextSend()).key, 'a');
+    client.receive(failure('publickey'));
+    assert.equal((await nextSend()).key, 'b');
+    client.receive(failure('publickey'));
+    assert.equal(await outcome, 'Permission denied (publickey).');
+  });
+});
