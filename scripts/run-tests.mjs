@@ -18,6 +18,11 @@ function collect(dir) {
 const only = process.argv.slice(2);
 const files = collect('dist/test').filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
 console.log(`running ${files.length} test files`);
+if (files.length === 0) {
+  // `node --test` with no files would search the whole tree itself (bench/.build included).
+  console.error(`no test file in dist/test matches ${only.join(', ')}`);
+  process.exit(1);
+}
 const result = spawnSync(
   process.execPath,
   ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files],

@@ -2,7 +2,8 @@
  * bcrypt_pbkdf, the key derivation OpenSSH uses for encrypted openssh-key-v1 files (PROTOCOL.key
  * §2, kdfname "bcrypt"), from the npm package `bcrypt-pbkdf` (a port of OpenBSD's
  * bcrypt_pbkdf.c). The package is CommonJS without type declarations: this module loads it with
- * createRequire and gives it the one typed signature the rest of tssh uses.
+ * createRequire, on first use (only encrypted keys need it, and loading it and tweetnacl costs a
+ * program about 15 ms at start), and gives it the one typed signature the rest of tssh uses.
  *
  * Cost: the package runs in plain JavaScript, about 15 ms per round on this kind of machine
  * (ssh-keygen's default of 16 rounds takes about a quarter of a second, NODE-CRYPTO.md), and it
@@ -24,7 +25,7 @@ interface BcryptPbkdfModule {
   ): number;
 }
 
-const bcrypt = createRequire(import.meta.url)('bcrypt-pbkdf') as BcryptPbkdfModule;
+let bcrypt: BcryptPbkdfModule | undefined;
 
 /** The longest output bcrypt_pbkdf can produce: 32-byte blocks, at most 32 of them interleaved. */
 const MAX_OUTPUT = 32 * 32;
@@ -41,6 +42,7 @@ export function bcryptPbkdf(passphrase: Uint8Array, salt: Uint8Array, length: nu
   if (!Number.isInteger(length) || length < 1 || length > MAX_OUTPUT) {
     throw new RangeError(`bcrypt_pbkdf output length must be 1..${MAX_OUTPUT}, got ${length}`);
   }
+  bcrypt ??= createRequire(import.meta.url)('bcrypt-pbkdf') as BcryptPbkdfModule;
   const out = Buffer.alloc(length);
   const status = bcrypt.pbkdf(passphrase, passphrase.length, salt, salt.length, out, length, rounds);
   if (status !== 0) throw new RangeError('bcrypt_pbkdf rejected its arguments');

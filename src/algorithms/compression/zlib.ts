@@ -14,20 +14,21 @@
  * exactly: it stops, with an error, as soon as the output would exceed the caller's limit, instead
  * of inflating a "zip bomb" and checking afterwards.
  */
-import {
-  ZStream,
-  Z_BUF_ERROR,
-  Z_OK,
-  Z_PARTIAL_FLUSH,
-  Z_STREAM_END,
-  Z_SYNC_FLUSH,
-  zlibDeflate,
-  zlibDeflateInit,
-  zlibInflate,
-  zlibInflateInit,
-} from 'pako';
+import { createRequire } from 'node:module';
 import { CompressionError } from '../../errors.js';
 import type { CompressionAlgorithm, Compressor, Decompressor } from '../types.js';
+
+type Pako = typeof import('pako');
+let loaded: Pako | undefined;
+
+/**
+ * pako, loaded on first use (its CommonJS build, which require() can load synchronously): only a
+ * connection that negotiates compression needs it, and loading it cost every program about 5 ms at
+ * start.
+ */
+function pako(): Pako {
+  return (loaded ??= createRequire(import.meta.url)('pako') as Pako);
+}
 
 /** OpenSSH compresses at level 6 (start_compression_out in packet.c; zlib's default). */
 const COMPRESSION_LEVEL = 6;
@@ -35,14 +36,16 @@ const COMPRESSION_LEVEL = 6;
 const EMPTY = new Uint8Array(0);
 
 class ZlibCompressor implements Compressor {
-  private readonly stream = new ZStream();
+  private readonly z = pako();
+  private readonly stream = new this.z.ZStream();
 
   constructor() {
-    const status = zlibDeflateInit(this.stream, COMPRESSION_LEVEL);
-    if (status !== Z_OK) throw new CompressionError(`deflate initialisation failed (${status})`);
+    const status = this.z.zlibDeflateInit(this.stream, COMPRESSION_LEVEL);
+    if (status !== this.z.Z_OK) throw new CompressionError(`deflate initialisation failed (${status})`);
   }
 
   compress(payload: Buffer): Buffer {
+    const { Z_BUF_ERROR, Z_OK, Z_PARTIAL_FLUSH, zlibDeflate } = this.z;
     const strm = this.stream;
     strm.input = payload;
     strm.next_in = 0;
@@ -75,13 +78,14 @@ class ZlibCompressor implements Compressor {
 }
 
 class ZlibDecompressor implements Decompressor {
-  private readonly stream = new ZStream();
+  private readonly z = pako();
+  private readonly stream = new this.z.ZStream();
   /** After an error the inflate state is undefined; every later packet is refused. */
   private failed = false;
 
   constructor() {
-    const status = zlibInflateInit(this.stream);
-    if (status !== Z_OK) throw new CompressionError(`inflate initialisation failed (${status})`);
+    const status = this.z.zlibInflateInit(this.stream);
+    if (status !== this.z.Z_OK) throw new CompressionError(`inflate initialisation failed (${status})`);
   }
 
   decompress(payload: Buffer, maxLength: number): Buffer {
@@ -98,6 +102,7 @@ class ZlibDecompressor implements Decompressor {
   }
 
   private inflate(payload: Buffer, maxLength: number): Buffer {
+    const { Z_BUF_ERROR, Z_OK, Z_STREAM_END, Z_SYNC_FLUSH, zlibInflate } = this.z;
     const strm = this.stream;
     // One byte more than allowed: filling it proves the payload inflates beyond maxLength, without
     // inflating any further.
