@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --no-incremental-marking
+#!/usr/bin/env -S node --max-semi-space-size=2 --no-incremental-marking
 /**
  * tsshd: the SSH server program, with sshd's command line and sshd_config.
  *
