@@ -64,7 +64,7 @@ if (config.root === undefined) {
  * that reads split (a 255 KiB WRITE, as OpenSSH's sftp sends once limits@openssh.com allows it,
  * takes four or more 64 KiB reads) lies in one piece of memory and the framer takes it as a view
  * instead of copying it; only a request that crosses the end of a slab is copied (about 3 % of
- * the bytes). A slab is freed once the requests in it are answered.
+ * the bytes). A slab is garbage once the requests in it are answered and the framer is past it.
  */
 const SLAB_SIZE = 4 * 1024 * 1024;
 /** A new slab when less than this is left, so that a read can take a whole request. */

@@ -169,7 +169,7 @@ async function runChild(session: ServerSession, context: SessionContext, config:
   };
   if (process.env.TZ) env.TZ = process.env.TZ;
   const node = process.execPath;
-  // A 1 MiB young generation, as tsshd's own (docs/performance.md): less of the CPU goes to GC.
+  // A 1 MiB young generation, as tssh's: the child moves bulk data for one session (docs/performance.md).
   const args = ['--max-semi-space-size=1', CHILD, JSON.stringify(config)];
   // Confined, the child's own working folder is `/` (paths are resolved by the server, not the kernel).
   const childCwd = config.root !== undefined || !existsSync(config.home) ? '/' : config.home;
