@@ -137,6 +137,13 @@ export interface KexAlgorithm {
   readonly hash: HashName;
   /** diffie-hellman-group-exchange-*: the group is negotiated first (RFC 4419). */
   readonly groupExchange: boolean;
+  /**
+   * Code this method needs that is loaded on first use: a promise while it loads, undefined once it
+   * is ready (or for methods that need nothing). The transport waits for it, taking no input,
+   * before startClient or respondServer; a program whose connections never negotiate the method
+   * never loads it.
+   */
+  prepare?(): Promise<void> | undefined;
   /** For group exchange the group must be given; others ignore it. */
   startClient(group?: DhGroup): KexClientExchange;
   respondServer(clientValue: Buffer, group?: DhGroup): KexServerResult;

@@ -148,7 +148,11 @@ export class Transport {
   private newKeysSent = false;
   private newKeysReceived = false;
   private ignoreNextKexPacket = false;
-  private verifyingHostKey = false;
+  /**
+   * Input waits for an asynchronous step: the client deciding whether to trust the host key, or a
+   * key exchange method's code loading (KexAlgorithm.prepare). See pauseInputUntil.
+   */
+  private inputPaused = false;
   private resumeCallbacks: (() => void)[] | undefined;
   private kexCount = 0;
   private strictKex = false;
@@ -194,14 +198,14 @@ export class Transport {
     return this.phase === 'closed';
   }
 
-  /** True while input must wait (the client is deciding whether to trust the host key). */
+  /** True while input must wait (the host key's verdict, or a key exchange method still loading). */
   get isPaused(): boolean {
-    return this.verifyingHostKey;
+    return this.inputPaused;
   }
 
   /** Run `callback` once input is accepted again (immediately if it is). */
   onResume(callback: () => void): void {
-    if (!this.verifyingHostKey) callback();
+    if (!this.inputPaused) callback();
     else (this.resumeCallbacks ??= []).push(callback);
   }
 
@@ -343,7 +347,7 @@ export class Transport {
   // ---- input ----------------------------------------------------------------------------------
 
   private pump(): void {
-    while (this.phase !== 'closed' && !this.verifyingHostKey) {
+    while (this.phase !== 'closed' && !this.inputPaused) {
       const payload = this.decoder.next();
       if (!payload) break;
       this.receivedSequence = (this.decoder.sequence - 1) >>> 0;
@@ -580,7 +584,12 @@ export class Transport {
       hostKey,
       gexRangeFor(Math.min(keyBits, 256)),
     );
-    for (const message of this.kex.start()) this.writePacket(message);
+    const start = (): void => {
+      for (const message of this.kex!.start()) this.writePacket(message);
+    };
+    const loading = method.prepare?.();
+    if (loading) this.pauseInputUntil(loading, start);
+    else start();
   }
 
   private onKexMessage(payload: Buffer): void {
@@ -629,13 +638,21 @@ export class Transport {
       this.hostKeyVerdict(verdict, outcome.hostKey);
       return;
     }
-    this.verifyingHostKey = true;
-    verdict.then(
-      (ok) => {
+    this.pauseInputUntil(verdict, (ok) => this.hostKeyVerdict(ok, outcome.hostKey));
+  }
+
+  /**
+   * Take no input until `promise` settles, then run `then` with its value and go on with what
+   * arrived meanwhile; a rejection (or an error thrown by `then`) fails the connection.
+   */
+  private pauseInputUntil<T>(promise: Promise<T>, then: (value: T) => void): void {
+    this.inputPaused = true;
+    promise.then(
+      (value) => {
         this.resumeInput();
         if (this.phase === 'closed') return;
         try {
-          this.hostKeyVerdict(ok, outcome.hostKey);
+          then(value);
           this.pump();
         } catch (error) {
           this.fail(error);
@@ -649,7 +666,7 @@ export class Transport {
   }
 
   private resumeInput(): void {
-    this.verifyingHostKey = false;
+    this.inputPaused = false;
     const callbacks = this.resumeCallbacks ?? [];
     this.resumeCallbacks = undefined;
     for (const callback of callbacks) callback();

@@ -1,4 +1,4 @@
-import { test, describe } from 'node:test';
+import { before, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkPrimeSync, createDiffieHellman, createECDH, createHash, getDiffieHellman } from 'node:crypto';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
@@ -398,6 +398,8 @@ describe('diffie-hellman-group-exchange-sha256 (RFC 4419)', () => {
 // ---- ML-KEM-768 + X25519 -------------------------------------------------------------------------
 
 describe('mlkem768x25519-sha256 (draft-ietf-sshm-mlkem-hybrid-kex-10)', () => {
+  // ML-KEM loads on first use (test/algorithms/kex-lazy.test.ts tests that in a process of its own).
+  before(() => mlkem768x25519Sha256.prepare?.());
   const sha256 = (...parts: Uint8Array[]): Buffer => {
     const hash = createHash('sha256');
     for (const part of parts) hash.update(part);

@@ -2,7 +2,7 @@
  * Hostile and broken input to a server transport, fed as raw bytes: every case must end in a
  * typed error and a DISCONNECT with the right reason code on the wire, never a crash or a hang.
  */
-import { test, describe } from 'node:test';
+import { before, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Transport } from '../../src/transport/transport.js';
 import { PacketDecoder, PacketEncoder } from '../../src/transport/packet.js';
@@ -11,6 +11,11 @@ import { curve25519Sha256 } from '../../src/algorithms/kex/curve25519.js';
 import { Disconnect, KexEcdhInit, KexInit, MSG, type KexInitMessage } from '../../src/wire/messages.js';
 import { SshError } from '../../src/errors.js';
 import { defaultAlgorithms, testHostKeys } from '../helpers/transport-pair.js';
+import { mlkem768x25519Sha256 } from '../../src/algorithms/kex/mlkem768x25519.js';
+
+// These tests feed a transport by hand and look at its answers at once: the default method's code is
+// loaded first, so no exchange waits for it (test/algorithms/kex-lazy.test.ts covers the waiting).
+before(() => mlkem768x25519Sha256.prepare?.());
 
 interface RawServer {
   transport: Transport;
