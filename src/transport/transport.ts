@@ -571,7 +571,7 @@ export class Transport {
     const keyBits = 8 * Math.max(cipherC.keyLength, cipherS.keyLength, cipherC.blockSize, cipherS.blockSize);
     const ourIdent = this.options.identification;
     const peerIdent = this.peerLine!;
-    this.kex = new KeyExchange(
+    const kex = new KeyExchange(
       this.role,
       method,
       signature,
@@ -584,8 +584,9 @@ export class Transport {
       hostKey,
       gexRangeFor(Math.min(keyBits, 256)),
     );
+    this.kex = kex;
     const start = (): void => {
-      for (const message of this.kex!.start()) this.writePacket(message);
+      for (const message of kex.start()) this.writePacket(message);
     };
     const loading = method.prepare?.();
     if (loading) this.pauseInputUntil(loading, start);
