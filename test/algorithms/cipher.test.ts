@@ -5,7 +5,8 @@ import { poly1305 } from '@noble/ciphers/_poly1305.js';
 import { aes128Gcm, aes256Gcm } from '../../src/algorithms/cipher/aes-gcm.js';
 import { aes128Ctr, aes192Ctr, aes256Ctr } from '../../src/algorithms/cipher/aes-ctr.js';
 import { poly1305 as poly1305Ours, poly1305Js, poly1305Implementation } from '../../src/algorithms/cipher/poly1305.js';
-import { chacha20Poly1305 } from '../../src/algorithms/cipher/chacha20-poly1305.js';
+import { chacha20Poly1305, chacha20Poly1305Using } from '../../src/algorithms/cipher/chacha20-poly1305.js';
+import { chachaPolyWasm } from '../../src/algorithms/cipher/wasm.js';
 import { noneCipher } from '../../src/algorithms/cipher/none.js';
 import { hmacSha1, hmacSha1Etm, hmacSha2_256, hmacSha2_256Etm, hmacSha2_512, hmacSha2_512Etm } from '../../src/algorithms/mac/hmac.js';
 import { MacError } from '../../src/errors.js';
@@ -58,6 +59,8 @@ const modes: Mode[] = [
   { label: aes128Gcm.name, cipher: aes128Gcm },
   { label: aes256Gcm.name, cipher: aes256Gcm },
   { label: chacha20Poly1305.name, cipher: chacha20Poly1305 },
+  // Without WebAssembly (the default uses it where it runs).
+  { label: `${chacha20Poly1305.name} (node:crypto and @noble)`, cipher: chacha20Poly1305Using('node') },
   ...[aes128Ctr, aes192Ctr, aes256Ctr].flatMap((cipher) =>
     macAlgorithms.map((mac) => ({ label: `${cipher.name} + ${mac.name}`, cipher, mac })),
   ),
@@ -80,7 +83,11 @@ function keysFor(mode: Mode): Keys {
 const sealerFor = (mode: Mode, k: Keys): PacketSealer => mode.cipher.createSealer(k.key, k.iv, k.mac);
 const openerFor = (mode: Mode, k: Keys): PacketOpener => mode.cipher.createOpener(k.key, k.iv, k.mac);
 
-describe('chacha20-poly1305@openssh.com', () => {
+/** Both implementations; the WebAssembly one where it runs (everywhere but `node --jitless` and TSSH_WASM=0). */
+const chachaImplementations = chachaPolyWasm ? (['wasm', 'node'] as const) : (['node'] as const);
+
+for (const implementation of chachaImplementations) describe(`chacha20-poly1305@openssh.com (${implementation})`, () => {
+  const chacha20Poly1305 = chacha20Poly1305Using(implementation);
   // draft-ietf-sshm-chacha20-poly1305-04 Appendix A.
   const key = hex(`
     8b bf f6 85  5f c1 02 33  8c 37 3e 73  aa c0 c9 14
@@ -109,7 +116,7 @@ describe('chacha20-poly1305@openssh.com', () => {
     assert.deepEqual(Buffer.concat(chunks), wire);
   });
 
-  test('the WebAssembly Poly1305 (./poly1305.c) and the JavaScript one (@noble) agree', () => {
+  test('the WebAssembly Poly1305 (./chacha20-poly1305.c) and the JavaScript one (@noble) agree', () => {
     for (const size of [0, 1, 15, 16, 17, 1000, 32768, 65537]) {
       const message = Buffer.alloc(size);
       for (let i = 0; i < size; i++) message[i] = (i * 131 + size) & 0xff;
@@ -117,7 +124,7 @@ describe('chacha20-poly1305@openssh.com', () => {
       for (let i = 0; i < 32; i++) polyKey[i] = (i * 7 + size) & 0xff;
       assert.deepEqual(Buffer.from(poly1305Ours(message, polyKey)), Buffer.from(poly1305Js(message, polyKey)), `size ${size}`);
     }
-    assert.equal(poly1305Implementation(), process.env.TSSH_POLY1305 === 'js' ? 'js' : 'wasm');
+    assert.equal(poly1305Implementation(), process.env.TSSH_WASM === '0' ? 'js' : 'wasm');
   });
 
   test('reads the length and opens the draft appendix A packet back to its plaintext', () => {
@@ -147,13 +154,64 @@ describe('chacha20-poly1305@openssh.com', () => {
       b.writeUInt32BE(seq, 12);
       return b;
     };
-    const packet = buildPacket(chacha20Poly1305.createSealer(k, Buffer.alloc(0)), randomBytes(50));
-    const out = chacha20Poly1305.createSealer(k, Buffer.alloc(0)).seal(seq, Buffer.from(packet));
-    const encLength = createCipheriv('chacha20', k.subarray(32), iv(0)).update(packet.subarray(0, 4));
-    const encBody = createCipheriv('chacha20', k.subarray(0, 32), iv(1)).update(packet.subarray(4));
-    const polyKey = createCipheriv('chacha20', k.subarray(0, 32), iv(0)).update(Buffer.alloc(32));
-    const tag = poly1305(Buffer.concat([encLength, encBody]), polyKey);
-    assert.deepEqual(Buffer.concat(out), Buffer.concat([encLength, encBody, Buffer.from(tag)]));
+    // Small packets are sealed wholly in WebAssembly, large ones partly by node:crypto.
+    for (const size of [50, 3000]) {
+      const packet = buildPacket(chacha20Poly1305.createSealer(k, Buffer.alloc(0)), randomBytes(size));
+      const out = chacha20Poly1305.createSealer(k, Buffer.alloc(0)).seal(seq, Buffer.from(packet));
+      const encLength = createCipheriv('chacha20', k.subarray(32), iv(0)).update(packet.subarray(0, 4));
+      const encBody = createCipheriv('chacha20', k.subarray(0, 32), iv(1)).update(packet.subarray(4));
+      const polyKey = createCipheriv('chacha20', k.subarray(0, 32), iv(0)).update(Buffer.alloc(32));
+      const tag = poly1305(Buffer.concat([encLength, encBody]), polyKey);
+      assert.deepEqual(Buffer.concat(out), Buffer.concat([encLength, encBody, Buffer.from(tag)]), `${size}-byte payload`);
+    }
+  });
+});
+
+describe('chacha20-poly1305@openssh.com in WebAssembly against node:crypto and @noble', () => {
+  test('both seal every packet size to the same bytes, across the small-packet limit, and open each other', (t) => {
+    if (!chachaPolyWasm) {
+      t.skip('WebAssembly is not available here');
+      return;
+    }
+    const wasm = chacha20Poly1305Using('wasm');
+    const node = chacha20Poly1305Using('node');
+    const k = randomBytes(64);
+    const sealers = [wasm.createSealer(k, Buffer.alloc(0)), node.createSealer(k, Buffer.alloc(0))] as const;
+    const openers = [wasm.createOpener(k, Buffer.alloc(0)), node.createOpener(k, Buffer.alloc(0))] as const;
+    const sizes: number[] = [];
+    for (let size = 0; size <= 2100; size += size < 1950 ? 37 : 1) sizes.push(size);
+    sizes.push(32768, 65536 + 3, 256 * 1024, 256 * 1024 + 100);
+    let sequence = 0xfffffff0;
+    for (const size of sizes) {
+      const packet = buildPacket(sealers[0], randomBytes(size));
+      const fromWasm = sealToWire(sealers[0], sequence, packet);
+      const fromNode = sealToWire(sealers[1], sequence, packet);
+      assert.deepEqual(fromWasm, fromNode, `${packet.length}-byte packet`);
+      for (const opener of openers) assert.deepEqual(openFromWire(opener, sequence, fromWasm), packet.subarray(4), `${packet.length}-byte packet`);
+      sequence = (sequence + 1) >>> 0;
+    }
+  });
+
+  test('a flipped bit anywhere in a small or large packet is refused before anything is decrypted', (t) => {
+    if (!chachaPolyWasm) {
+      t.skip('WebAssembly is not available here');
+      return;
+    }
+    const wasm = chacha20Poly1305Using('wasm');
+    const k = randomBytes(64);
+    for (const size of [200, 2030, 2050, 5000]) {
+      const packet = buildPacket(wasm.createSealer(k, Buffer.alloc(0)), randomBytes(size));
+      const wire = sealToWire(wasm.createSealer(k, Buffer.alloc(0)), 9, packet);
+      const opener = wasm.createOpener(k, Buffer.alloc(0));
+      for (const i of [0, 3, 4, 5, wire.length >> 1, wire.length - 17, wire.length - 16, wire.length - 1]) {
+        const tampered = Buffer.from(wire);
+        tampered[i]! ^= 0x40;
+        const copy = Buffer.from(tampered);
+        assert.throws(() => opener.open(9, tampered), MacError, `byte ${i} of ${wire.length}`);
+        assert.deepEqual(tampered, copy, 'the input is left as it was');
+      }
+      assert.deepEqual(opener.open(9, Buffer.from(wire)), packet.subarray(4));
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * The WebAssembly Poly1305 (src/algorithms/cipher/poly1305.c, compiled into poly1305-wasm.ts):
+ * The WebAssembly Poly1305 (src/algorithms/cipher/chacha20-poly1305.c, compiled into
+ * chacha20-poly1305-wasm.ts; its ChaCha20 is tested with the cipher in cipher.test.ts):
  * RFC 8439's test vectors (Appendix A.3 holds the edge cases of the reduction modulo 2^130 - 5),
  * agreement with @noble/ciphers' audited implementation on many messages, and a committed module
  * that is what its source compiles to.
@@ -12,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { poly1305, poly1305Js, poly1305Parts, poly1305Implementation } from '../../src/algorithms/cipher/poly1305.js';
-import { POLY1305_SOURCE_SHA256 } from '../../src/algorithms/cipher/poly1305-wasm.js';
+import { CHACHA20_POLY1305_SOURCE_SHA256 } from '../../src/algorithms/cipher/chacha20-poly1305-wasm.js';
 import { havePeers, peerPath } from '../helpers/peers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -27,7 +28,7 @@ const { vectors } = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/rfc8439-po
 
 describe('Poly1305 in WebAssembly', () => {
   test('is the implementation in use', () => {
-    assert.equal(poly1305Implementation(), process.env.TSSH_POLY1305 === 'js' ? 'js' : 'wasm');
+    assert.equal(poly1305Implementation(), process.env.TSSH_WASM === '0' ? 'js' : 'wasm');
   });
 
   test("RFC 8439 Appendix A.3's eleven test vectors, in both implementations", () => {
@@ -65,18 +66,18 @@ describe('Poly1305 in WebAssembly', () => {
     assert.deepEqual(poly1305Parts([huge.subarray(0, 4), huge.subarray(4)], key), poly1305Js(huge, key));
   });
 
-  test('the committed module records the hash of poly1305.c as it is', () => {
-    const source = readFileSync(join(ROOT, 'src/algorithms/cipher/poly1305.c'));
+  test('the committed module records the hash of chacha20-poly1305.c as it is', () => {
+    const source = readFileSync(join(ROOT, 'src/algorithms/cipher/chacha20-poly1305.c'));
     assert.equal(
       createHash('sha256').update(source).digest('hex'),
-      POLY1305_SOURCE_SHA256,
-      'poly1305.c changed without rebuilding: run node scripts/build-poly1305-wasm.mjs',
+      CHACHA20_POLY1305_SOURCE_SHA256,
+      'chacha20-poly1305.c changed without rebuilding: run node scripts/build-wasm.mjs',
     );
   });
 
-  test('compiling poly1305.c again gives the committed module, byte for byte', (t) => {
+  test('compiling chacha20-poly1305.c again gives the committed module, byte for byte', (t) => {
     if (!havePeers(t, 'clang')) return;
-    const result = spawnSync(process.execPath, [join(ROOT, 'scripts/build-poly1305-wasm.mjs'), '--check'], {
+    const result = spawnSync(process.execPath, [join(ROOT, 'scripts/build-wasm.mjs'), '--check'], {
       env: { ...process.env, CLANG: peerPath('clang') },
       encoding: 'utf8',
     });

@@ -1,43 +1,24 @@
 /**
  * Poly1305 (RFC 8439 §2.5) for chacha20-poly1305@openssh.com. Node 20 offers no raw Poly1305, and
  * a pure-JavaScript one caps the cipher near 0.1-0.2 GB/s (NODE-CRYPTO.md), so tags are computed
- * by a WebAssembly module of our own: ./poly1305.c, compiled by scripts/build-poly1305-wasm.mjs
- * into ./poly1305-wasm.ts (1 KB). @noble/ciphers (audited, pure JavaScript) is the fallback where
- * WebAssembly is unavailable, and the reference the tests hold the module to, with RFC 8439's test
- * vectors.
+ * by our WebAssembly module (./chacha20-poly1305.c, loaded by ./wasm.ts). @noble/ciphers (audited,
+ * pure JavaScript) is the fallback where WebAssembly is unavailable, and the reference the tests
+ * hold the module to, with RFC 8439's test vectors.
  *
  * Why not libsodium's WebAssembly build, used before: it is no faster here (21 us per 32 KiB for
  * both), and its JavaScript glue put megabytes of objects in the heap, which every full garbage
  * collection of a busy tsshd then had to mark: with it loaded, an aes128-gcm download cost tsshd
  * 2.8-3.4 CPU s/GiB instead of 1.6-2.2 (the same runs with and without it).
  *
- * The module is compiled and instantiated synchronously when this file is imported (about
- * 0.1 ms). The message is given in parts (the encrypted length and the encrypted payload of a
- * packet, which the sealer keeps as separate wire chunks): they are copied once, back to back, into
- * the module's memory, next to the key, and the tag is read back from there.
+ * The message is given in parts (the encrypted length and the encrypted payload of a packet): they
+ * are copied once, back to back, into the module's memory, next to the key, and the tag is read
+ * back from there. chacha20-poly1305.ts calls the module directly for whole packets.
  */
 import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
-import { POLY1305_WASM_BASE64 } from './poly1305-wasm.js';
+import { chachaPolyWasm } from './wasm.js';
 
 /** The 16-byte tag of the concatenation of `parts` under the one-time 32-byte `key`. */
 type OneTimeAuth = (parts: readonly Uint8Array[], key: Uint8Array) => Buffer;
-
-/** The part of the WebAssembly JavaScript API used here (Node's type definitions leave it out). */
-interface WebAssemblyApi {
-  readonly Module: new (bytes: Uint8Array) => object;
-  readonly Instance: new (module: object, imports: object) => { readonly exports: unknown };
-}
-
-/** What poly1305.c exports. */
-interface Poly1305Exports {
-  readonly memory: { readonly buffer: ArrayBuffer };
-  /** Where the key (32 bytes), then the tag (16), then the message go. */
-  area(): number;
-  /** How long a message the area holds. */
-  max_message(): number;
-  /** Compute the tag of the message of this length: 0, or -1 when it is too long. */
-  poly1305(length: number): number;
-}
 
 const KEY_LENGTH = 32;
 const TAG_LENGTH = 16;
@@ -48,25 +29,12 @@ function nobleParts(parts: readonly Uint8Array[], key: Uint8Array): Buffer {
   return Buffer.from(tag.buffer, tag.byteOffset, tag.byteLength);
 }
 
-function instantiate(): OneTimeAuth | undefined {
-  if (process.env.TSSH_POLY1305 === 'js') return undefined;
-  const api = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
-  if (!api) return undefined;
-  let wasm: Poly1305Exports;
-  try {
-    const module = new api.Module(Buffer.from(POLY1305_WASM_BASE64, 'base64'));
-    wasm = new api.Instance(module, {}).exports as Poly1305Exports;
-  } catch {
-    return undefined; // no WebAssembly here (--jitless, say): the JavaScript implementation
-  }
-  const keyAt = wasm.area();
-  const tagAt = keyAt + KEY_LENGTH;
-  const messageAt = tagAt + TAG_LENGTH;
-  const maxMessage = wasm.max_message();
-  // The module never grows its memory (it allocates nothing), so this view stays valid.
-  const heap = new Uint8Array(wasm.memory.buffer);
+function wasmParts(): OneTimeAuth | undefined {
+  const wasm = chachaPolyWasm;
+  if (!wasm) return undefined;
+  const { heap, polyKeyAt, tagAt, messageAt, maxMessage } = wasm;
   return (parts, key) => {
-    heap.set(key.subarray(0, KEY_LENGTH), keyAt);
+    heap.set(key.subarray(0, KEY_LENGTH), polyKeyAt);
     let length = 0;
     for (const part of parts) {
       if (length + part.length > maxMessage) return nobleParts(parts, key);
@@ -78,9 +46,9 @@ function instantiate(): OneTimeAuth | undefined {
   };
 }
 
-const wasmAuth = instantiate();
+const wasmAuth = wasmParts();
 
-/** Which implementation computes tags ('wasm', or 'js' without WebAssembly or under TSSH_POLY1305=js), for logs and benchmarks. */
+/** Which implementation computes tags ('wasm', or 'js' without WebAssembly or under TSSH_WASM=0), for logs and benchmarks. */
 export function poly1305Implementation(): 'wasm' | 'js' {
   return wasmAuth ? 'wasm' : 'js';
 }
