@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerSession } from '../server-session.js';
-import { deliverOutput, feedStdin, sessionOutputPair, type SessionContext } from '../cli/sshd/session-runner.js';
+import { deliverOutput, feedStdin, readSessionOutput, type SessionContext } from '../cli/sshd/session-runner.js';
 import type { Logger } from '../cli/sshd/log.js';
 import { SftpServer } from './server.js';
 
@@ -130,10 +130,12 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
   const cwd = options.startDirectory ?? home;
   log.info(`internal-sftp session for ${user.name} (${context.switchUser ? `as uid ${user.uid} in a child process` : 'in process'}${root !== undefined ? `, confined to ${root}` : ''})`);
   if (context.switchUser || options.umask !== undefined || root !== undefined) {
-    runChild(session, context, { root, cwd, home, readOnly: options.readOnly, umask: options.umask }, log).catch((error: unknown) => {
+    try {
+      runChild(session, context, { root, cwd, home, readOnly: options.readOnly, umask: options.umask }, log);
+    } catch (error) {
       log.error(`internal-sftp for ${user.name}: ${(error as Error).message}`);
       if (!session.channelClosed) session.exit(1);
-    });
+    }
     return;
   }
   const server = new SftpServer(session, session, {
@@ -153,11 +155,11 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
 
 /**
  * The child's input and output take the paths a command's do (session-runner.ts): its stdout is
- * an output pair read straight into the channel, its stdin is fed in batches, one writev per turn
+ * read with onread straight into the channel, its stdin is fed in batches, one writev per turn
  * of the event loop (pipe() would read every reply through a fresh 64 KiB buffer and the stream
  * machinery, and pause the channel after every 32 KiB of requests).
  */
-async function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): Promise<ChildProcess | undefined> {
+function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): ChildProcess | undefined {
   const { user } = context;
   // A small, fixed environment: nothing the client sent (AcceptEnv) reaches Node, so NODE_OPTIONS
   // and the like cannot turn an SFTP-only login (ForceCommand internal-sftp) into running code.
@@ -173,13 +175,7 @@ async function runChild(session: ServerSession, context: SessionContext, config:
   const args = ['--max-semi-space-size=1', CHILD, JSON.stringify(config)];
   // Confined, the child's own working folder is `/` (paths are resolved by the server, not the kernel).
   const childCwd = config.root !== undefined || !existsSync(config.home) ? '/' : config.home;
-  const pair = await sessionOutputPair(session);
-  if (session.channelClosed) {
-    pair?.reader.destroy();
-    pair?.writer.destroy();
-    return undefined;
-  }
-  const stdio: StdioOptions = pair ? ['pipe', pair.writer, 'pipe'] : 'pipe';
+  const stdio: StdioOptions = 'pipe';
   let child: ChildProcess;
   if (context.switchUser && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
@@ -187,8 +183,6 @@ async function runChild(session: ServerSession, context: SessionContext, config:
   } else {
     child = spawn(node, args, { cwd: childCwd, env, stdio, ...(context.switchUser ? { uid: user.uid, gid: user.gid } : {}) });
   }
-  // The child holds its own copy of the socket: ours must go, or the reader never sees EOF.
-  pair?.writer.destroy();
   let outputOpen = true;
   let exit: number | undefined;
   const finish = (): void => {
@@ -199,7 +193,7 @@ async function runChild(session: ServerSession, context: SessionContext, config:
     outputOpen = false;
     finish();
   };
-  deliverOutput(session, child, pair?.reader, outputEnded);
+  deliverOutput(session, child, readSessionOutput(session, child), outputEnded);
   feedStdin(session, child.stdin!);
   let stderr = '';
   child.stderr!.setEncoding('utf8');

@@ -332,7 +332,7 @@ function onSession(this: ServerConnection, session: ServerSession): void {
     // whatever the client asked to run and whether or not it has a pty, as in sshd.
     if (command !== undefined && isInternalSftp(command)) return startInternalSftp(session, env, command, options.log);
     if (session.pty && nodePty) runWithPty(session, env, command, nodePty);
-    else void runWithoutPty(session, env, command);
+    else runWithoutPty(session, env, command);
   };
   session.on('exec', (request) => {
     request.accept();

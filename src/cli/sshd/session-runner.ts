@@ -12,10 +12,7 @@ import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
 import type { SystemUser } from './users.js';
 import { chrootCommand, splitForRoot } from './chroot.js';
-import { outputPair, type OutputPair } from './output-pair.js';
-
-/** How much one read of a session's stdout can take (see output-pair.ts). */
-const OUTPUT_READ_SIZE = 256 * 1024;
+import { readChildOutput } from './child-output.js';
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
@@ -76,43 +73,25 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
  * Start a process for `command` (undefined: an interactive shell) without a terminal, wired to
  * the session's streams. Resolves once the process has exited and its output is delivered.
  */
-export async function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): Promise<ChildProcess | undefined> {
-  // stdout through a socket we read with onread (output-pair.ts); an ordinary pipe if none.
-  const pair = await sessionOutputPair(session);
-  if (session.channelClosed) {
-    pair?.reader.destroy();
-    pair?.writer.destroy();
-    return undefined;
-  }
-  const reader = pair?.reader;
-  const stdio: StdioOptions = pair ? ['pipe', pair.writer, 'pipe'] : 'pipe';
-  const child = startChild(session, context, command, stdio);
-  // The child holds its own copy of the socket: ours must go, or the reader never sees EOF.
-  pair?.writer.destroy();
-  if (!child) {
-    reader?.destroy();
-    return undefined;
-  }
-  wireChild(session, child, reader);
+export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
+  const child = startChild(session, context, command, 'pipe');
+  if (!child) return undefined;
+  wireChild(session, child, readSessionOutput(session, child));
   return child;
 }
 
 /**
- * A pair for a child's stdout whose reads go straight to the session (ChannelStream.writeNow),
- * pausing while the channel has no room; undefined when no pair can be made (use a pipe).
+ * The child's stdout read with onread (child-output.ts), each read going straight to the session
+ * (ChannelStream.writeNow) and pausing while the channel has no room; undefined when it has to be
+ * read as a stream.
  */
-export async function sessionOutputPair(session: ServerSession): Promise<OutputPair | undefined> {
-  let reader: Socket | undefined;
-  const pair = await outputPair({
-    buffer: Buffer.allocUnsafeSlow(OUTPUT_READ_SIZE),
-    callback: (bytes: number, buffer: Uint8Array): boolean => {
-      if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
-      session.once('drain', () => reader?.resume());
-      return false;
-    },
+export function readSessionOutput(session: ServerSession, child: ChildProcess): Socket | undefined {
+  const reader = readChildOutput(child.stdout, (bytes: number, buffer: Uint8Array): boolean => {
+    if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
+    session.once('drain', () => reader?.resume());
+    return false;
   });
-  reader = pair?.reader;
-  return pair;
+  return reader;
 }
 
 function startChild(session: ServerSession, context: SessionContext, command: string | undefined, stdio: StdioOptions): ChildProcess | undefined {
@@ -202,9 +181,9 @@ export function feedStdin(session: ServerSession, stdin: Writable): void {
 }
 
 /**
- * Deliver a child's stdout to the session until it ends: from `reader`, the reading end of an
- * output pair (its reads reach the session through onread; flowing mode, so that 'end' comes), or
- * with pipe() when there is no pair. `ended` runs once, when the output has ended.
+ * Deliver a child's stdout to the session until it ends: from `reader`, made by readSessionOutput
+ * (its reads reach the session through onread; flowing mode, so that 'end' comes), or with pipe()
+ * when there is none. `ended` runs once, when the output has ended.
  */
 export function deliverOutput(session: ServerSession, child: ChildProcess, reader: Socket | undefined, ended: () => void): void {
   if (reader) {
@@ -221,7 +200,7 @@ export function deliverOutput(session: ServerSession, child: ChildProcess, reade
   }
 }
 
-/** `stdout`: the reading end of the child's stdout socket, or undefined when it is a pipe. */
+/** `stdout`: the child's stdout read with onread (readSessionOutput), or undefined to read it as a stream. */
 function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket | undefined): void {
   let outputsOpen = 2;
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
