@@ -101,6 +101,26 @@ describe('parsePublicKeyBlob on OpenSSH test keys', () => {
     blob.fill(0);
     assert.equal(publicKeyTypeOf(key.blob), 'ssh-ed25519');
   });
+
+  test('a blob seen again reuses its KeyObject; each caller still gets its own key and blob', async () => {
+    const blob = blobOf(OPENSSH.ed25519);
+    const first = parsePublicKeyBlob(blob);
+    const second = parsePublicKeyBlob(Buffer.from(blob));
+    assert.equal(second.keyObject, first.keyObject, 'the import is not repeated');
+    assert.notEqual(second, first);
+    assert.notEqual(second.blob, first.blob);
+    first.blob.fill(0);
+    assert.deepEqual(parsePublicKeyBlob(blob).blob, blob, "one caller's writes do not reach the next");
+    // More keys than are kept: every one still decodes to itself, and the oldest are imported anew.
+    const keys = await Promise.all(Array.from({ length: 300 }, () => generatePrivateKey('ed25519')));
+    const objects = keys.map((k) => parsePublicKeyBlob(k.publicKey.blob).keyObject);
+    keys.forEach((k, i) => assert.deepEqual(jwk(objects[i]!), jwk(k.publicKey.keyObject), `key ${i}`));
+    assert.notEqual(parsePublicKeyBlob(blob).keyObject, first.keyObject, 'the first blob was dropped to make room');
+    // A malformed blob is refused every time, never remembered.
+    const truncated = blob.subarray(0, blob.length - 1);
+    assertKeyFormatError(() => parsePublicKeyBlob(truncated));
+    assertKeyFormatError(() => parsePublicKeyBlob(truncated));
+  });
 });
 
 describe('parsePublicKeyBlob rejects malformed and unsupported keys', () => {

@@ -52,8 +52,6 @@ const SMALL_PACKET = 2048;
 class ChachaKeys {
   /** The key material as it came: payload key K_1, then length key K_2 (the module's layout). */
   readonly both: Buffer;
-  readonly payloadKey: KeyObject;
-  readonly lengthKey: KeyObject;
   /**
    * node:crypto's 16-byte ChaCha20 IV: bytes 0..7 the block counter (little-endian, 0 or 1 here),
    * bytes 8..15 the nonce = uint64 sequence number, big-endian, whose top 4 bytes are always 0
@@ -61,10 +59,21 @@ class ChachaKeys {
    */
   private readonly iv = Buffer.alloc(16);
 
+  private payload: KeyObject | undefined;
+  private length: KeyObject | undefined;
+
   constructor(key: Buffer) {
     this.both = takeKeyMaterial(NAME, 'key', key, KEY_LENGTH);
-    this.payloadKey = createSecretKey(this.both.subarray(0, 32));
-    this.lengthKey = createSecretKey(this.both.subarray(32, 64));
+  }
+
+  /** K_1 for node:crypto, made when first needed: many connections never send a large packet. */
+  get payloadKey(): KeyObject {
+    return (this.payload ??= createSecretKey(this.both.subarray(0, 32)));
+  }
+
+  /** K_2 for node:crypto (only without WebAssembly). */
+  get lengthKey(): KeyObject {
+    return (this.length ??= createSecretKey(this.both.subarray(32, 64)));
   }
 
   ivFor(sequence: number, counter: 0 | 1 = 0): Buffer {
