@@ -421,6 +421,12 @@ export class SshClient extends EventEmitter<ClientEvents> {
           globalRequest: (name, _wantReply, data) => {
             if (name === 'hostkeys-00@openssh.com') {
               this.onHostKeysAnnounced(data, options.debug);
+              // sshd sends this unasked just after authentication, with Nagle's algorithm still on
+              // (it turns it off only for interactive sessions). If our CHANNEL_OPEN crossed it,
+              // sshd's OPEN_CONFIRMATION waits behind this unacknowledged announcement until our
+              // delayed ACK fires, 40 ms on Linux, since nothing else goes back. A packet now carries
+              // the ACK at once: SSH_MSG_IGNORE, which a peer must accept at any time (RFC 4253 §11.2).
+              this.endpoint?.transport.sendIgnore();
               return false;
             }
             options.debug?.(`server global request ${name} refused`);

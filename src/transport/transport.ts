@@ -375,6 +375,7 @@ export class Transport {
         return;
       }
       case MSG.IGNORE:
+        this.debug('SSH2_MSG_IGNORE received');
         return;
       case MSG.UNIMPLEMENTED: {
         const { sequence } = Unimplemented.decode(payload);

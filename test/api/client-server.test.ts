@@ -115,6 +115,17 @@ describe('our client and our server over TCP', () => {
     await client.end();
   });
 
+  test('the client answers the host key announcement at once (an IGNORE), so that a Nagle-bound server is not left waiting for an ACK', async (t) => {
+    const k = await keys();
+    const lines: string[] = [];
+    const { port } = await startServer(t, { debug: (line) => lines.push(line) });
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice] });
+    assert.equal((await client.exec('echo hello')).stdout.toString(), 'hello\n');
+    await client.end();
+    assert.ok(client.announcedHostKeys, 'the server announced its keys');
+    assert.ok(lines.includes('SSH2_MSG_IGNORE received'), 'the client replied with SSH_MSG_IGNORE');
+  });
+
   test('stdin reaches the command and comes back byte-exact', async (t) => {
     const { port } = await startServer(t);
     const k = await keys();
