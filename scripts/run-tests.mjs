@@ -1,8 +1,8 @@
 // Runs every compiled test file with Node's own test runner. Node 20 does not expand globs
 // (see ../shared/NODE-CRYPTO.md), so the list is built here and printed, so a file that the
 // runner skips is visible.
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 function collect(dir) {
@@ -16,7 +16,11 @@ function collect(dir) {
 }
 
 const only = process.argv.slice(2);
-const files = collect('dist/test').filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
+// tsc leaves the output of a deleted source in place: a compiled test without its .ts is stale.
+const compiled = collect('dist/test');
+const hasSource = (f) => existsSync(join('test', relative('dist/test', f)).replace(/\.js$/, '.ts'));
+for (const f of compiled) if (!hasSource(f)) console.log(`not running ${f}: test/ has no source for it any more`);
+const files = compiled.filter(hasSource).filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
 console.log(`running ${files.length} test files`);
 if (files.length === 0) {
   // `node --test` with no files would search the whole tree itself (bench/.build included).
