@@ -308,6 +308,32 @@ describe('tssh as ssh is used', () => {
     }
   });
 
+  test('stdout to a file gets the output byte-exact; a full device is an error with exit 255', async (t) => {
+    if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
+    await startPeers();
+    const config = writeConfig();
+    const source = lab.path('download-source.bin');
+    writeFileSync(source, randomBytes(24 * 1024 * 1024 + 777));
+    for (const host of ['sshd-main', 'tsshd-box']) {
+      const out = lab.path(`download-${host}.bin`);
+      const outFd = openSync(out, 'w');
+      const child = spawn(node, [TSSH, '-F', config, host, `cat ${source}`], { stdio: ['ignore', outFd, 'pipe'] });
+      closeSync(outFd);
+      const err: Buffer[] = [];
+      child.stderr!.on('data', (c: Buffer) => err.push(c));
+      const code = await new Promise((r) => child.once('close', r));
+      assert.equal(code, 0, `${host}: ${Buffer.concat(err).toString()}`);
+      assert.ok(readFileSync(out).equals(readFileSync(source)), `${host}: the file holds what the command sent`);
+    }
+    // /dev/full: every write fails with ENOSPC.
+    const full = spawn(node, [TSSH, '-F', config, 'tsshd-box', 'head -c 100000 /dev/zero'], { stdio: ['ignore', openSync('/dev/full', 'w'), 'pipe'] });
+    const err: Buffer[] = [];
+    full.stderr!.on('data', (c: Buffer) => err.push(c));
+    const fullCode = await new Promise((r) => full.once('close', r));
+    assert.equal(fullCode, 255);
+    assert.match(Buffer.concat(err).toString(), /cannot write to standard output: .*ENOSPC/);
+  });
+
   test('-G prints the resolved configuration', async (t) => {
     if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
     await startPeers();

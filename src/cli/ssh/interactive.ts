@@ -5,7 +5,8 @@
  * rekey, `~#` forwarded connections, `~?` help, `~~` a literal tilde. The terminal is restored
  * on every way out.
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, writevSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { isatty } from 'node:tty';
 import type { ClientSession } from '../../client-session.js';
@@ -243,7 +244,21 @@ export function attachSession(session: ClientSession, options: AttachOptions): P
  * delivered, stop reading our input, clean up, and resolve with the exit status (255 without one).
  */
 function relay(session: ClientSession, stopInput: () => void, cleanUp: () => void): Promise<number> {
-  session.pipe(process.stdout, { end: false });
+  const stdout = process.stdout instanceof Socket || !isFileOrDevice(1) ? process.stdout : new FileOutput(1);
+  let outputFailed = false;
+  if (stdout instanceof FileOutput) {
+    // Before pipe()'s own listener: the packets that one read of the connection opened are written
+    // together, in one writev once this turn of the event loop is over.
+    session.on('data', () => stdout.gather());
+    stdout.on('error', (error) => {
+      // Output that cannot be delivered is lost: say so, and exit 255 whatever the command's status.
+      process.stderr.write(`tssh: cannot write to standard output: ${error.message}\n`);
+      outputFailed = true;
+      session.unpipe(stdout);
+      session.resume();
+    });
+  }
+  session.pipe(stdout, { end: false });
   session.stderr.pipe(process.stderr, { end: false });
   const ended = (stream: NodeJS.ReadableStream & { readableEnded: boolean }): Promise<void> =>
     stream.readableEnded ? Promise.resolve() : new Promise<void>((resolve) => stream.once('end', () => resolve()));
@@ -252,10 +267,57 @@ function relay(session: ClientSession, stopInput: () => void, cleanUp: () => voi
     void session.whenClosed().then(async () => {
       // Everything the server sent must reach our stdout and stderr before we exit.
       await outputsDone;
-      await new Promise<void>((r) => process.stdout.write('', () => r()));
+      await new Promise<void>((r) => (stdout.writable ? stdout.write('', () => r()) : r()));
       stopInput();
       cleanUp();
-      resolve(session.exit?.code ?? 255);
+      resolve(outputFailed ? 255 : (session.exit?.code ?? 255));
     });
   });
+}
+
+function isFileOrDevice(fd: number): boolean {
+  try {
+    const stat = fstatSync(fd);
+    return stat.isFile() || stat.isCharacterDevice() || stat.isBlockDevice();
+  } catch {
+    return false; // closed: Node's own stdout discards what is written
+  }
+}
+
+/**
+ * Our stdout when it is a file or a device such as /dev/null (not a terminal, pipe or socket).
+ * Node writes such a stdout synchronously, one write(2) per chunk, and a chunk is one SSH packet
+ * (32 KiB): a download to a file made 32,768 system calls per GiB. gather() corks the stream until
+ * the end of this turn of the event loop, so the packets opened from one read of the connection
+ * (up to 256 KiB) go out in one writev(2).
+ */
+class FileOutput extends Writable {
+  constructor(private readonly fd: number) {
+    super();
+  }
+
+  gather(): void {
+    if (this.writableCorked > 0) return;
+    this.cork();
+    process.nextTick(() => this.uncork());
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this._writev([{ chunk }], callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    let buffers = chunks.map((c) => c.chunk).filter((b) => b.length > 0);
+    try {
+      while (buffers.length > 0) {
+        let written = writevSync(this.fd, buffers);
+        // A short write (a full disk, a signal): go on from where it stopped.
+        while (buffers.length > 0 && written >= buffers[0]!.length) written -= buffers.shift()!.length;
+        if (written > 0) buffers[0] = buffers[0]!.subarray(written);
+      }
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
 }
