@@ -5,7 +5,8 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import { spawn } from 'node:child_process';
@@ -148,13 +149,15 @@ describe('tsshd modes', () => {
     assert.equal(result.stdout, 'inetd works\n');
   });
 
-  test('a session\'s output arrives whole and in order through the onread socket, and through a pipe when no socket can be made', async (t) => {
+  test("a session's output arrives whole and in order through real pipes, which the command can open by name, and through Node's sockets when no FIFO can be made", async (t) => {
     if (!havePeers(t, 'ssh', 'ssh-keygen')) return;
     // 3 MiB on stdout interleaved with stderr, then a status: checked byte for byte.
     const command = 'i=0; while [ $i -lt 3 ]; do head -c 1048576 /dev/zero | tr "\\0" "$i"; echo "chunk $i" >&2; i=$((i+1)); done; exit 5';
     const expected = ['0', '1', '2'].map((digit) => digit.repeat(1048576)).join('');
+    // What sshd allows: opening standard output and error by name, as scripts do.
+    const byName = 'echo out > /dev/stdout; echo err > /dev/stderr; test -p /dev/stdout && test -p /dev/stderr && echo pipes';
     for (const tmp of [undefined, '/nonexistent/tsshd-tmp']) {
-      // TMPDIR is where tsshd makes its private socket folder; one that cannot exist forces the pipe.
+      // TMPDIR is where tsshd makes its FIFOs; one that cannot exist leaves it Node's sockets.
       const saved = process.env.TMPDIR;
       if (tmp) process.env.TMPDIR = tmp;
       let tsshd: Tsshd;
@@ -165,12 +168,27 @@ describe('tsshd modes', () => {
         else process.env.TMPDIR = saved;
       }
       try {
+        if (!tmp) {
+          // The first FIFOs are made in the background as tsshd starts; sessions before that get
+          // sockets. Ask until a session has pipes (once they exist, every session does).
+          let named = await lab.runSsh(['127.0.0.1', byName], { port: tsshd.port });
+          for (let i = 0; i < 40 && named.stdout !== 'out\npipes\n'; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+            named = await lab.runSsh(['127.0.0.1', byName], { port: tsshd.port });
+          }
+          assert.equal(named.code, 0, named.stderr);
+          assert.equal(named.stdout, 'out\npipes\n');
+          assert.match(named.stderr, /^err$/m);
+        }
         const result = await lab.runSsh(['127.0.0.1', command], { port: tsshd.port });
-        assert.equal(result.code, 5, `${tmp ?? 'socket'}: ${result.stderr}`);
-        assert.ok(result.stdout === expected, `${tmp ?? 'socket'}: stdout intact (${result.stdout.length} bytes)`);
+        assert.equal(result.code, 5, `${tmp ?? 'pipes'}: ${result.stderr}`);
+        assert.ok(result.stdout === expected, `${tmp ?? 'pipes'}: stdout intact (${result.stdout.length} bytes)`);
         assert.match(result.stderr, /chunk 0\nchunk 1\nchunk 2\n/);
       } finally {
         await tsshd.stop();
+      }
+      if (!tmp) {
+        assert.ok(!readdirSync(tmpdir()).some((name) => name.startsWith(`tsshd-pipes-${tsshd.pid}-`)), 'the FIFO folder is gone with tsshd');
       }
     }
   });

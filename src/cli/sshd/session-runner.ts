@@ -5,14 +5,15 @@
  * status or signal goes back to the client.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import type { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
+import { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
 import type { SystemUser } from './users.js';
 import { chrootCommand, splitForRoot } from './chroot.js';
-import { readChildOutput } from './child-output.js';
+import { readChildOutput, readOutputFd } from './child-output.js';
+import { closeAll, takeSessionPipes } from './session-pipes.js';
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
@@ -71,12 +72,27 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
 
 /**
  * Start a process for `command` (undefined: an interactive shell) without a terminal, wired to
- * the session's streams. Resolves once the process has exited and its output is delivered.
+ * the session's streams: its output and errors through real pipes where session-pipes.ts has some
+ * (so that the command can open /dev/stdout and /dev/stderr, as under sshd), else through Node's
+ * sockets.
  */
 export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
-  const child = startChild(session, context, command, 'pipe');
-  if (!child) return undefined;
-  wireChild(session, child, readSessionOutput(session, child));
+  const pipes = takeSessionPipes();
+  const child = startChild(session, context, command, pipes ? ['pipe', ...pipes.child] : 'pipe');
+  if (pipes) closeAll(pipes.child); // the child has its own copies: ours must go, or no EOF comes
+  if (!child) {
+    if (pipes) closeAll([pipes.output, pipes.errors]);
+    return undefined;
+  }
+  if (pipes) {
+    wireChild(session, child, {
+      stdin: child.stdin!,
+      stdout: readOutput(session, (callback) => readOutputFd(pipes.output, callback)),
+      stderr: new Socket({ fd: pipes.errors, readable: true, writable: false }),
+    });
+  } else {
+    wireChild(session, child, { stdin: child.stdin!, stdout: readSessionOutput(session, child), stderr: child.stderr! });
+  }
   return child;
 }
 
@@ -86,7 +102,12 @@ export function runWithoutPty(session: ServerSession, context: SessionContext, c
  * read as a stream.
  */
 export function readSessionOutput(session: ServerSession, child: ChildProcess): Socket | undefined {
-  const reader = readChildOutput(child.stdout, (bytes: number, buffer: Uint8Array): boolean => {
+  return readOutput(session, (callback) => readChildOutput(child.stdout, callback));
+}
+
+/** A reader made by `make`, whose reads go straight to the session, pausing while it has no room. */
+function readOutput<T extends Socket | undefined>(session: ServerSession, make: (callback: (bytes: number, buffer: Uint8Array) => boolean) => T): T {
+  const reader: T = make((bytes: number, buffer: Uint8Array): boolean => {
     if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
     session.once('drain', () => reader?.resume());
     return false;
@@ -200,8 +221,17 @@ export function deliverOutput(session: ServerSession, child: ChildProcess, reade
   }
 }
 
-/** `stdout`: the child's stdout read with onread (readSessionOutput), or undefined to read it as a stream. */
-function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket | undefined): void {
+/**
+ * The child's streams as we see them. `stdout`: read with onread (readOutput), or undefined to
+ * read the child's own stdout as a stream.
+ */
+interface ChildStreams {
+  readonly stdin: Writable;
+  readonly stdout: Socket | undefined;
+  readonly stderr: Readable;
+}
+
+function wireChild(session: ServerSession, child: ChildProcess, { stdin, stdout, stderr }: ChildStreams): void {
   let outputsOpen = 2;
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const finish = (): void => {
@@ -214,12 +244,12 @@ function wireChild(session: ServerSession, child: ChildProcess, stdout: Socket |
     finish();
   };
   deliverOutput(session, child, stdout, stdoutEnded);
-  child.stderr!.pipe(session.stderr, { end: false });
-  child.stderr!.once('end', () => {
+  stderr.pipe(session.stderr, { end: false });
+  stderr.once('end', () => {
     outputsOpen--;
     finish();
   });
-  feedStdin(session, child.stdin!);
+  feedStdin(session, stdin);
   child.once('error', (error) => {
     session.stderr.write(`${error.message}\n`);
     exit = { code: 127, signal: null };
