@@ -21,7 +21,7 @@
  * next one that makes its folder.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fchownSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -102,8 +102,12 @@ export function prepareSessionPipes(): void {
   refill();
 }
 
-/** Two pipes for a session, or undefined when none are ready (use `stdio: 'pipe'`). */
-export function takeSessionPipes(): SessionPipes | undefined {
+/**
+ * Two pipes for a session, or undefined when none are ready (use `stdio: 'pipe'`). `owner`: the
+ * user the command runs as, when not ours; the FIFOs become theirs, since reopening one through
+ * /proc/self/fd (which is what /dev/stdout is) checks its owner and mode (0600).
+ */
+export function takeSessionPipes(owner?: { readonly uid: number; readonly gid: number }): SessionPipes | undefined {
   if (stock.length < LOW_WATER) refill();
   if (stock.length < 2) return undefined;
   const [stdoutPath, stderrPath] = stock.splice(0, 2) as [string, string];
@@ -120,6 +124,10 @@ export function takeSessionPipes(): SessionPipes | undefined {
     const childStdout = open(stdoutPath, O_WRONLY);
     const errors = open(stderrPath, O_RDONLY | O_NONBLOCK);
     const childStderr = open(stderrPath, O_WRONLY);
+    if (owner) {
+      fchownSync(childStdout, owner.uid, owner.gid);
+      fchownSync(childStderr, owner.uid, owner.gid);
+    }
     return { child: [childStdout, childStderr], output, errors };
   } catch {
     closeAll(opened);

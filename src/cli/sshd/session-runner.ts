@@ -77,7 +77,7 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
  * sockets.
  */
 export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
-  const pipes = takeSessionPipes();
+  const pipes = takeSessionPipes(context.switchUser ? context.user : undefined);
   const child = startChild(session, context, command, pipes ? ['pipe', ...pipes.child] : 'pipe');
   if (pipes) closeAll(pipes.child); // the child has its own copies: ours must go, or no EOF comes
   if (!child) {
