@@ -46,15 +46,7 @@ export function readChildOutput(stdout: Readable | null, callback: (bytes: numbe
   handle.reading = false;
   husk._handle = null;
   stdout.destroy(); // closes nothing: the handle is ours now
-  const options = { handle, readable: true, writable: false, onread: { buffer: sharedBuffer(), callback } };
+  shared ??= Buffer.allocUnsafeSlow(READ_SIZE);
+  const options = { handle, readable: true, writable: false, onread: { buffer: shared, callback } };
   return new Socket(options as SocketConstructorOpts);
-}
-
-/** The same for the read end of a real pipe (session-pipes.ts), by its file descriptor. */
-export function readOutputFd(fd: number, callback: (bytes: number, buffer: Uint8Array) => boolean): Socket {
-  return new Socket({ fd, readable: true, writable: false, onread: { buffer: sharedBuffer(), callback } } as SocketConstructorOpts);
-}
-
-function sharedBuffer(): Buffer {
-  return (shared ??= Buffer.allocUnsafeSlow(READ_SIZE));
 }

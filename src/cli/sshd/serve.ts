@@ -22,7 +22,7 @@ import type { ForwardingPermission, SshdConfig, SshdSettings } from '../../confi
 import { resolveForConnection } from '../../config/sshd-config.js';
 import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
-import { prepareSessionPipes } from './session-pipes.js';
+import { prepareStderrPipes } from './session-pipes.js';
 import { loadNodePty, ptySupport, runWithPty, type NodePty } from './pty.js';
 import { lookupUser, type SystemUser } from './users.js';
 import { isInternalSftp, startInternalSftp } from '../../sftp/internal-sftp.js';
@@ -87,9 +87,9 @@ export function createTsshdServer(options: ServeOptions): SshServer {
   const base = options.config().settings;
   const states = new WeakMap<ServerConnection, AuthResultState>();
   // node-pty (optional) is imported now, in the background, so that a pty request finds it ready;
-  // likewise the first FIFOs for sessions' pipes are made now.
+  // likewise the first FIFOs for sessions' standard error are made now.
   void loadNodePty();
-  prepareSessionPipes();
+  prepareStderrPipes();
   const server = createServer({
     hostKeys: options.hostKeys,
     algorithms: {

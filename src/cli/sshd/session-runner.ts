@@ -12,8 +12,8 @@ import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
 import type { SystemUser } from './users.js';
 import { chrootCommand, splitForRoot } from './chroot.js';
-import { readChildOutput, readOutputFd } from './child-output.js';
-import { closeAll, takeSessionPipes } from './session-pipes.js';
+import { readChildOutput } from './child-output.js';
+import { closeAll, takeStderrPipe } from './session-pipes.js';
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
@@ -72,27 +72,19 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
 
 /**
  * Start a process for `command` (undefined: an interactive shell) without a terminal, wired to
- * the session's streams: its output and errors through real pipes where session-pipes.ts has some
- * (so that the command can open /dev/stdout and /dev/stderr, as under sshd), else through Node's
- * sockets.
+ * the session's streams: its errors through a real pipe where session-pipes.ts has one (so that
+ * the command can open /dev/stderr, as under sshd), the rest through Node's sockets.
  */
 export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
-  const pipes = takeSessionPipes(context.switchUser ? context.user : undefined);
-  const child = startChild(session, context, command, pipes ? ['pipe', ...pipes.child] : 'pipe');
-  if (pipes) closeAll(pipes.child); // the child has its own copies: ours must go, or no EOF comes
+  const pipe = takeStderrPipe(context.switchUser ? context.user : undefined);
+  const child = startChild(session, context, command, pipe ? ['pipe', 'pipe', pipe.child] : 'pipe');
+  if (pipe) closeAll([pipe.child]); // the child has its own copy: ours must go, or no EOF comes
   if (!child) {
-    if (pipes) closeAll([pipes.output, pipes.errors]);
+    if (pipe) closeAll([pipe.ours]);
     return undefined;
   }
-  if (pipes) {
-    wireChild(session, child, {
-      stdin: child.stdin!,
-      stdout: readOutput(session, (callback) => readOutputFd(pipes.output, callback)),
-      stderr: new Socket({ fd: pipes.errors, readable: true, writable: false }),
-    });
-  } else {
-    wireChild(session, child, { stdin: child.stdin!, stdout: readSessionOutput(session, child), stderr: child.stderr! });
-  }
+  const stderr = pipe ? new Socket({ fd: pipe.ours, readable: true, writable: false }) : child.stderr!;
+  wireChild(session, child, { stdin: child.stdin!, stdout: readSessionOutput(session, child), stderr });
   return child;
 }
 
@@ -102,12 +94,7 @@ export function runWithoutPty(session: ServerSession, context: SessionContext, c
  * read as a stream.
  */
 export function readSessionOutput(session: ServerSession, child: ChildProcess): Socket | undefined {
-  return readOutput(session, (callback) => readChildOutput(child.stdout, callback));
-}
-
-/** A reader made by `make`, whose reads go straight to the session, pausing while it has no room. */
-function readOutput<T extends Socket | undefined>(session: ServerSession, make: (callback: (bytes: number, buffer: Uint8Array) => boolean) => T): T {
-  const reader: T = make((bytes: number, buffer: Uint8Array): boolean => {
+  const reader = readChildOutput(child.stdout, (bytes: number, buffer: Uint8Array): boolean => {
     if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
     session.once('drain', () => reader?.resume());
     return false;
@@ -222,8 +209,8 @@ export function deliverOutput(session: ServerSession, child: ChildProcess, reade
 }
 
 /**
- * The child's streams as we see them. `stdout`: read with onread (readOutput), or undefined to
- * read the child's own stdout as a stream.
+ * The child's streams as we see them. `stdout`: read with onread (readSessionOutput), or
+ * undefined to read the child's own stdout as a stream.
  */
 interface ChildStreams {
   readonly stdin: Writable;
