@@ -170,7 +170,9 @@ for (const implementation of chachaImplementations) describe(`chacha20-poly1305@
 describe('chacha20-poly1305@openssh.com in WebAssembly against node:crypto and @noble', () => {
   test('both seal every packet size to the same bytes, across the small-packet limit, and open each other', (t) => {
     if (!chachaPolyWasm) {
-      t.skip('WebAssembly is not available here');
+      // Only TSSH_WASM=0 may turn the module off; anywhere else its absence is a failure.
+      assert.equal(process.env.TSSH_WASM, '0', 'the WebAssembly module did not load');
+      t.skip('TSSH_WASM=0: the WebAssembly module is off');
       return;
     }
     const wasm = chacha20Poly1305Using('wasm');
@@ -194,7 +196,9 @@ describe('chacha20-poly1305@openssh.com in WebAssembly against node:crypto and @
 
   test('a flipped bit anywhere in a small or large packet is refused before anything is decrypted', (t) => {
     if (!chachaPolyWasm) {
-      t.skip('WebAssembly is not available here');
+      // Only TSSH_WASM=0 may turn the module off; anywhere else its absence is a failure.
+      assert.equal(process.env.TSSH_WASM, '0', 'the WebAssembly module did not load');
+      t.skip('TSSH_WASM=0: the WebAssembly module is off');
       return;
     }
     const wasm = chacha20Poly1305Using('wasm');
