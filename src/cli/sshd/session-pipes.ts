@@ -60,15 +60,21 @@ function running(pid: number): boolean {
 
 function makeFolder(): string | null {
   const base = tmpdir();
+  let names: string[] = [];
   try {
-    for (const name of readdirSync(base)) {
-      const pid = Number(new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1]);
-      if (!pid || pid === process.pid || running(pid)) continue;
-      const path = join(base, name);
-      if (statSync(path).uid === process.getuid?.()) rmSync(path, { recursive: true, force: true });
-    }
+    names = readdirSync(base);
   } catch {
-    // Not ours to clean, or gone already.
+    // Nothing to clean here.
+  }
+  for (const name of names) {
+    const pid = Number(new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1]);
+    if (!pid || pid === process.pid || running(pid)) continue;
+    const path = join(base, name);
+    try {
+      if (statSync(path).uid === process.getuid?.()) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // Not ours to clean, or gone already.
+    }
   }
   try {
     const dir = mkdtempSync(join(base, `${PREFIX}${process.pid}-`)); // mode 0700
