@@ -167,14 +167,20 @@ for (const implementation of chachaImplementations) describe(`chacha20-poly1305@
   });
 });
 
+/**
+ * Whether the WebAssembly module is there to test. Only TSSH_WASM=0 may turn it off (the test is
+ * then skipped, saying so); anywhere else its absence is a failure.
+ */
+function wasmLoaded(t: { skip(message: string): void }): boolean {
+  if (chachaPolyWasm) return true;
+  assert.equal(process.env.TSSH_WASM, '0', 'the WebAssembly module did not load');
+  t.skip('TSSH_WASM=0: the WebAssembly module is off');
+  return false;
+}
+
 describe('chacha20-poly1305@openssh.com in WebAssembly against node:crypto and @noble', () => {
   test('both seal every packet size to the same bytes, across the small-packet limit, and open each other', (t) => {
-    if (!chachaPolyWasm) {
-      // Only TSSH_WASM=0 may turn the module off; anywhere else its absence is a failure.
-      assert.equal(process.env.TSSH_WASM, '0', 'the WebAssembly module did not load');
-      t.skip('TSSH_WASM=0: the WebAssembly module is off');
-      return;
-    }
+    if (!wasmLoaded(t)) return;
     const wasm = chacha20Poly1305Using('wasm');
     const node = chacha20Poly1305Using('node');
     const k = randomBytes(64);
@@ -195,12 +201,7 @@ describe('chacha20-poly1305@openssh.com in WebAssembly against node:crypto and @
   });
 
   test('a flipped bit anywhere in a small or large packet is refused before anything is decrypted', (t) => {
-    if (!chachaPolyWasm) {
-      // Only TSSH_WASM=0 may turn the module off; anywhere else its absence is a failure.
-      assert.equal(process.env.TSSH_WASM, '0', 'the WebAssembly module did not load');
-      t.skip('TSSH_WASM=0: the WebAssembly module is off');
-      return;
-    }
+    if (!wasmLoaded(t)) return;
     const wasm = chacha20Poly1305Using('wasm');
     const k = randomBytes(64);
     for (const size of [200, 2030, 2050, 5000]) {
