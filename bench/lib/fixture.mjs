@@ -88,15 +88,20 @@ async function waitListening(port, child, log) {
  */
 
 /**
- * The Node flags a program's `#!/usr/bin/env -S node FLAGS` line asks for, so that the harness
- * runs tsshd exactly as it runs when started as a program.
+ * How a program's `#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS]` line starts it: the
+ * variables it sets and the Node flags it passes, so that the harness runs tssh and tsshd exactly
+ * as they run when started as programs. Returns the start of an argv: `/usr/bin/env NAME=VALUE`
+ * when the line sets variables, then node and its flags (the script and its arguments follow).
  * @param {string} script
  * @returns {string[]}
  */
-export function programNodeFlags(script) {
+export function programLauncher(script) {
   const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
-  const match = /^#!\S*env -S node((?: --?[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
-  return match ? match[1].trim().split(/\s+/).filter(Boolean) : [];
+  const match = /^#!\S*env -S((?: [A-Z_][A-Z0-9_]*=\S+)*) node((?: --?[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (!match) return [process.execPath];
+  const words = (text) => text.trim().split(/\s+/).filter(Boolean);
+  const assignments = words(match[1]);
+  return [...(assignments.length > 0 ? ['/usr/bin/env', ...assignments] : []), process.execPath, ...words(match[2])];
 }
 
 export class Fixture {
@@ -166,7 +171,7 @@ export class Fixture {
       const config = join(this.dir, `tsshd_config.${port}`);
       // MaxStartups and UsePAM as in sshd's; PidFile none: tsshd keeps no PID file either.
       writeFileSync(config, this.serverConfig(port));
-      argv = [process.execPath, ...programNodeFlags(TSSHD), ...(options.nodeFlags ?? []), TSSHD, '-D', '-e', '-f', config];
+      argv = [...programLauncher(TSSHD), ...(options.nodeFlags ?? []), TSSHD, '-D', '-e', '-f', config];
     } else {
       argv = [
         process.execPath,

@@ -21,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { liveCpuMs, statCpuMs, descendants } from './procfs.mjs';
-import { SSH, TSSH, SSH2_CLIENT, sleep, programNodeFlags } from './fixture.mjs';
+import { SSH, TSSH, SSH2_CLIENT, sleep, programLauncher } from './fixture.mjs';
 
 const TIME = '/usr/bin/time';
 const DEV_NULL_FD = openSync('/dev/null', 'w');
@@ -56,7 +56,7 @@ export function clientArgv(fx, client, port, cipher, mac, command, options = {})
   const destination = `${fx.user}@127.0.0.1`;
   const algorithms = ['-c', cipher, ...(mac ? ['-m', mac] : [])];
   if (client === 'ssh') return [SSH, ...fx.sshOptions(), ...algorithms, '-p', String(port), destination, command];
-  if (client === 'tssh') return [process.execPath, ...programNodeFlags(TSSH), ...(options.nodeFlags ?? []), TSSH, ...fx.sshOptions(), ...algorithms, '-p', String(port), destination, command];
+  if (client === 'tssh') return [...programLauncher(TSSH), ...(options.nodeFlags ?? []), TSSH, ...fx.sshOptions(), ...algorithms, '-p', String(port), destination, command];
   return [
     process.execPath,
     ...(options.nodeFlags ?? []),

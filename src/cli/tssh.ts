@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.top_pad=16777216 node --max-semi-space-size=1
 /**
  * tssh: the SSH client program, with ssh's command line and ~/.ssh/config.
  *
@@ -20,6 +20,10 @@ import { loadSshConfigs } from '../client-config.js';
 import { ConfigError } from '../config/tokens.js';
 import { VERSION, type SshClient } from '../client.js';
 import { matchPattern } from '../keys/patterns.js';
+import { CLIENT_MALLOC_TUNABLES, takeOwnMallocTunables } from './malloc-tuning.js';
+
+/** The malloc setting of our `#!` line (malloc-tuning.ts), kept for ourselves and a background copy. */
+const mallocTunables = takeOwnMallocTunables(CLIENT_MALLOC_TUNABLES);
 
 function makeLog(args: SshArgs): ClientLog {
   return (level, line) => {
@@ -184,7 +188,7 @@ function goBackground(argv: string[]): Promise<number> {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
       detached: true,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      env: { ...process.env, TSSH_BACKGROUND_CHILD: '1' },
+      env: { ...process.env, ...(mallocTunables === undefined ? {} : { GLIBC_TUNABLES: mallocTunables }), TSSH_BACKGROUND_CHILD: '1' },
     });
     child.once('message', () => {
       child.disconnect();
