@@ -61,11 +61,11 @@ describe('opening channels', () => {
     assert.equal(pair.b.mux.channelCount, 1);
   });
 
-  test('the defaults are OpenSSH\'s: a 2 MiB window and 32 KiB packets', async () => {
+  test('the defaults: OpenSSH\'s 2 MiB window, and 64 KiB packets accepted', async () => {
     const pair = new MuxPair();
     const { local, remote } = await pair.openChannel();
     assert.equal(DEFAULT_WINDOW, 2 * 1024 * 1024);
-    assert.equal(DEFAULT_MAX_PACKET, 32 * 1024);
+    assert.equal(DEFAULT_MAX_PACKET, 64 * 1024);
     assert.equal(local.channel.remoteWindow, DEFAULT_WINDOW);
     assert.equal(remote.channel.remoteWindow, DEFAULT_WINDOW);
     assert.equal(local.channel.remoteMaxPacket, DEFAULT_MAX_PACKET);
