@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { havePeers, peerPath } from '../helpers/peers.js';
 import { createLab, run, startTsshd, TSSHD, type Tsshd } from '../helpers/auth-lab.js';
 import { freePort } from '../helpers/openssh.js';
+import { fifoBase } from '../../src/cli/sshd/session-pipes.js';
 import type { OpenSshFixture, SshdListening } from '../helpers/openssh.js';
 
 const TSSH = resolve('dist/src/cli/tssh.js');
@@ -179,6 +180,7 @@ describe('tsshd modes', () => {
           assert.equal(named.code, 0, named.stderr);
           assert.equal(named.stdout, 'pipe\n');
           assert.match(named.stderr, /^err$/m);
+          assert.ok(readdirSync(fifoBase()).some((name) => name.startsWith(`tsshd-pipes-${tsshd.pid}-`)), `the FIFO folder is in ${fifoBase()}`);
         }
         const result = await lab.runSsh(['127.0.0.1', command], { port: tsshd.port });
         assert.equal(result.code, 5, `${tmp ?? 'pipes'}: ${result.stderr}`);
@@ -188,9 +190,20 @@ describe('tsshd modes', () => {
         await tsshd.stop();
       }
       if (!tmp) {
-        assert.ok(!readdirSync(tmpdir()).some((name) => name.startsWith(`tsshd-pipes-${tsshd.pid}-`)), 'the FIFO folder is gone with tsshd');
+        assert.ok(!readdirSync(fifoBase()).some((name) => name.startsWith(`tsshd-pipes-${tsshd.pid}-`)), 'the FIFO folder is gone with tsshd');
       }
     }
+  });
+
+  test('the FIFOs are made in memory (/dev/shm when it is a tmpfs) unless TMPDIR says where', () => {
+    let shmIsTmpfs = false;
+    try {
+      shmIsTmpfs = statfsSync('/dev/shm').type === 0x01021994;
+    } catch {
+      // No /dev/shm: the system's temporary folder is the only choice.
+    }
+    assert.equal(fifoBase({}), shmIsTmpfs ? '/dev/shm' : tmpdir());
+    assert.equal(fifoBase({ TMPDIR: tmpdir() }), tmpdir());
   });
 
   test('SIGHUP re-reads the configuration for new connections', async (t) => {

@@ -5,12 +5,13 @@
  * "No such device or address".
  *
  * Node cannot make an anonymous pipe, but it can open a named one. tsshd keeps a stock of FIFOs,
- * made by mkfifo(1) in a folder only it can enter (named with its PID), and turns each into one
- * pipe: both ends are opened, then the name is removed at once. So no process can ever join that
- * pipe again: a FIFO used twice by name would connect a new session to whatever an old session
- * left holding the old one. The child's end is opened in blocking mode, as programs expect; ours
- * is non-blocking, for the event loop. The stock is refilled in the background, and a session that
- * finds it empty, or a system without mkfifo, gets a socket as before.
+ * made by mkfifo(1) in a folder only it can enter (named with its PID; in memory where it can, see
+ * fifoBase), and turns each into one pipe: both ends are opened, then the name is removed at once.
+ * So no process can ever join that pipe again: a FIFO used twice by name would connect a new
+ * session to whatever an old session left holding the old one. The child's end is opened in
+ * blocking mode, as programs expect; ours is non-blocking, for the event loop. The stock is
+ * refilled in the background, and a session that finds it empty, or a system without mkfifo, gets
+ * a socket as before.
  *
  * Standard input and output stay sockets, for speed. A pipe holds 64 KiB: feeding a command
  * through one cost an upload 30 % of its speed (ssh -> tsshd, 646 -> 440 MB/s), and reading its
@@ -22,7 +23,7 @@
  * next one that makes its folder.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, fchownSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fchownSync, mkdtempSync, openSync, readdirSync, rmSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -58,8 +59,28 @@ function running(pid: number): boolean {
   }
 }
 
+/** statfs(2)'s f_type for tmpfs (linux/magic.h). */
+const TMPFS_MAGIC = 0x01021994;
+const SHM = '/dev/shm';
+
+/**
+ * Where the folder goes: TMPDIR when it is set, else /dev/shm when it is a tmpfs, else the system's
+ * temporary folder. In memory, making a FIFO and removing it touch no disk: on ext4, /tmp here,
+ * mkfifo spent about 0.2 ms of CPU per FIFO in the file system's inode allocator (50-60 ms for
+ * 256, against 7-8 ms on tmpfs), and every name made and removed went through the journal.
+ */
+export function fifoBase(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.TMPDIR) return tmpdir();
+  try {
+    if (statfsSync(SHM).type === TMPFS_MAGIC) return SHM;
+  } catch {
+    // No /dev/shm here.
+  }
+  return tmpdir();
+}
+
 function makeFolder(): string | null {
-  const base = tmpdir();
+  const base = fifoBase();
   let names: string[] = [];
   try {
     names = readdirSync(base);
