@@ -90,18 +90,19 @@ async function waitListening(port, child, log) {
 /**
  * How a program's `#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS]` line starts it: the
  * variables it sets and the Node flags it passes, so that the harness runs tssh and tsshd exactly
- * as they run when started as programs. Returns the start of an argv: `/usr/bin/env NAME=VALUE`
- * when the line sets variables, then node and its flags (the script and its arguments follow).
+ * as they run when started as programs. Returns the start of an argv: the line's env with the
+ * NAME=VALUE assignments when it sets variables, then node and its flags (the script and its
+ * arguments follow).
  * @param {string} script
  * @returns {string[]}
  */
 export function programLauncher(script) {
   const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
-  const match = /^#!\S*env -S((?: [A-Z_][A-Z0-9_]*=\S+)*) node((?: --?[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  const match = /^#!(\S*env) -S((?: [A-Z_][A-Z0-9_]*=\S+)*) node((?: --?[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
   if (!match) return [process.execPath];
   const words = (text) => text.trim().split(/\s+/).filter(Boolean);
-  const assignments = words(match[1]);
-  return [...(assignments.length > 0 ? ['/usr/bin/env', ...assignments] : []), process.execPath, ...words(match[2])];
+  const assignments = words(match[2]);
+  return [...(assignments.length > 0 ? [match[1], ...assignments] : []), process.execPath, ...words(match[3])];
 }
 
 export class Fixture {
