@@ -251,7 +251,8 @@ export class ChannelStream extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.failPending(error ?? this.closeError ?? new Error('channel destroyed'));
+    // An Error captures a stack trace: made only when a write is there to be told.
+    if (this.pending.length > 0) this.failPending(error ?? this.closeError ?? new Error('channel destroyed'));
     this.channel.close();
     callback(error);
   }
