@@ -6,8 +6,8 @@
  * collects it, so megabytes of them are freed at once after each collection. With glibc's default
  * padding at the top of the heap (128 KiB), that memory goes back to the kernel at once and the
  * next packets fault fresh, zeroed pages back in (`perf`: page faults under the buffers' memset
- * and memmove, and brk). A 16 MiB pad keeps them: a 1 GiB upload to sshd cost tssh 2.3 -> 1.9-2.1
- * CPU s/GiB, a download 1.85 -> 1.6, with the largest resident size 71 -> 75 MiB
+ * and memmove, and brk). A 16 MiB pad keeps them: a 1 GiB upload to sshd cost tssh 2.45 -> 1.99
+ * CPU s/GiB, a download 1.63 -> 1.45, with the largest resident size 71 -> 75 MiB
  * (docs/performance.md). Other C libraries ignore the variable.
  */
 export const CLIENT_MALLOC_TUNABLES = 'glibc.malloc.top_pad=16777216';

@@ -202,8 +202,16 @@ describe('tsshd modes', () => {
     } catch {
       // No /dev/shm: the system's temporary folder is the only choice.
     }
-    assert.equal(fifoBase({}), shmIsTmpfs ? '/dev/shm' : tmpdir());
-    assert.equal(fifoBase({ TMPDIR: tmpdir() }), tmpdir());
+    const saved = process.env.TMPDIR;
+    try {
+      delete process.env.TMPDIR;
+      assert.equal(fifoBase(), shmIsTmpfs ? '/dev/shm' : tmpdir());
+      process.env.TMPDIR = '/nonexistent/tsshd-tmp';
+      assert.equal(fifoBase(), '/nonexistent/tsshd-tmp');
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
   });
 
   test('SIGHUP re-reads the configuration for new connections', async (t) => {
