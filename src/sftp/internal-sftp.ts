@@ -159,7 +159,7 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
  * of the event loop (pipe() would read every reply through a fresh 64 KiB buffer and the stream
  * machinery, and pause the channel after every 32 KiB of requests).
  */
-function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): ChildProcess | undefined {
+function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): void {
   const { user } = context;
   // A small, fixed environment: nothing the client sent (AcceptEnv) reaches Node, so NODE_OPTIONS
   // and the like cannot turn an SFTP-only login (ForceCommand internal-sftp) into running code.
@@ -216,5 +216,4 @@ function runChild(session: ServerSession, context: SessionContext, config: SftpC
   session.once('channel-close', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   });
-  return child;
 }
