@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { bundlePrograms } from './bundle.mjs';
 
 function collect(dir) {
   const out = [];
@@ -14,6 +15,10 @@ function collect(dir) {
   }
   return out;
 }
+
+// The tssh program the tests run is the bundle made from dist/src (scripts/bundle.mjs): made again
+// here, so that tests never run a bundle older than what tsc just compiled.
+await bundlePrograms();
 
 const only = process.argv.slice(2);
 // tsc leaves the output of a deleted source in place: a compiled test without its .ts is stale.

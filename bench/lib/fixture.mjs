@@ -17,7 +17,7 @@ export const ROOT = dirname(BENCH_DIR);
 /** The compiled tssh: the snapshot lib/build.mjs made (BENCH_DIST), else dist/. */
 export const DIST = process.env.BENCH_DIST ?? join(ROOT, 'dist');
 export const TSSHD = join(DIST, 'src/cli/tsshd.js');
-export const TSSH = join(DIST, 'src/cli/tssh.js');
+export const TSSH = join(DIST, 'bin/tssh.js');
 export const SSH2_SERVER = join(BENCH_DIR, 'ssh2-server.mjs');
 export const SSH2_CLIENT = join(BENCH_DIR, 'ssh2-client.mjs');
 export const CONN_CLIENT = join(BENCH_DIR, 'conn-client.mjs');

@@ -5,7 +5,7 @@
  * Each run is one client program against one server, like a person would run it:
  *   server → client ("down"):  CLIENT … 'head -c N /dev/zero' > /dev/null
  *   client → server ("up"):    head -c N /dev/zero | CLIENT … 'cat > /dev/null'
- * with CLIENT one of ssh, the tssh program (dist/src/cli/tssh.js) or our ssh2 client script, all
+ * with CLIENT one of ssh, the tssh program (dist/bin/tssh.js) or our ssh2 client script, all
  * started under /usr/bin/time for their CPU time (user+system, 10 ms resolution).
  *
  * The remote command is wrapped as `date +%s.%N >&2; COMMAND; times >&2`:

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { CLIENT_MALLOC_TUNABLES, takeOwnMallocTunables } from '../../src/cli/malloc-tuning.js';
 import { run } from '../helpers/auth-lab.js';
 
-const TSSH = resolve('dist/src/cli/tssh.js');
+const TSSH = resolve('dist/bin/tssh.js');
 
 test('takeOwnMallocTunables removes our value only', () => {
   const ours: NodeJS.ProcessEnv = { GLIBC_TUNABLES: CLIENT_MALLOC_TUNABLES, HOME: '/h' };

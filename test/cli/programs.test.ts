@@ -17,7 +17,7 @@ import { freePort } from '../helpers/openssh.js';
 import { fifoBase } from '../../src/cli/sshd/session-pipes.js';
 import type { OpenSshFixture, SshdListening } from '../helpers/openssh.js';
 
-const TSSH = resolve('dist/src/cli/tssh.js');
+const TSSH = resolve('dist/bin/tssh.js');
 const NO_DNS = resolve('dist/test/helpers/no-dns.js');
 const node = process.execPath;
 

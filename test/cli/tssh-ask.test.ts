@@ -13,7 +13,7 @@ import { run } from '../helpers/auth-lab.js';
 import { configLab, type ConfigLab, type LabServer } from '../helpers/config-lab.js';
 import { havePeers, peerPath } from '../helpers/peers.js';
 
-const TSSH = resolve('dist/src/cli/tssh.js');
+const TSSH = resolve('dist/bin/tssh.js');
 
 interface Askpass {
   env: NodeJS.ProcessEnv;

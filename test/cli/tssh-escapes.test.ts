@@ -17,7 +17,7 @@ import { havePeers } from '../helpers/peers.js';
 import { TmuxPane } from '../helpers/tmux.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const TSSH = join(REPO_ROOT, 'dist', 'src', 'cli', 'tssh.js');
+const TSSH = join(REPO_ROOT, 'dist', 'bin', 'tssh.js');
 
 /** The tmux pane tssh runs in, with what the escape tests type there. */
 class EscapeTerminal extends TmuxPane {

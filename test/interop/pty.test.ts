@@ -27,7 +27,7 @@ import { canMakeSystemUsers, createSystemUser, run, startTsshd, waitForText } fr
 import { sttyArguments } from '../../src/cli/sshd/pty.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const TSSH = join(REPO_ROOT, 'dist', 'src', 'cli', 'tssh.js');
+const TSSH = join(REPO_ROOT, 'dist', 'bin', 'tssh.js');
 
 interface FlowOptions {
   /** The client's argv, to run as `argv -tt 127.0.0.1` inside tmux. */
