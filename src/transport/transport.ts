@@ -188,10 +188,17 @@ export class Transport {
     }
   }
 
-  /** Send our identification and first KEXINIT (RFC 4253 §4.2, §7.1: both may go at once). */
+  /**
+   * Send our identification, and our first KEXINIT (RFC 4253 §4.2, §7.1): a client sends both at
+   * once; a server sends its KEXINIT once the client's identification has arrived, so that the
+   * packet carries the TCP acknowledgement of what the client sent. A client that leaves Nagle's
+   * algorithm on (OpenSSH's ssh without a terminal) holds its next small packet until its last
+   * one is acknowledged, and an acknowledgement that has nothing to ride on waits for the delayed
+   * ACK timer: about 40 ms here, before the client's key exchange message.
+   */
   start(): void {
     this.handler.send([Buffer.from(`${this.options.identification}\r\n`, 'latin1')]);
-    this.sendKexInit();
+    if (this.role === 'client') this.sendKexInit();
   }
 
   get isClosed(): boolean {
@@ -243,7 +250,9 @@ export class Transport {
         this.peerLine = done.identification.line;
         this.debug(`remote software version ${done.identification.softwareVersion}`);
         this.handler.identification?.(done.identification, reader.preamble);
+        if (this.isClosed) return; // the handler may have refused the peer
         this.phase = 'kex';
+        if (!this.ourKexInit) this.sendKexInit();
         chunk = done.rest;
       }
       this.decoder.push(chunk);
@@ -691,9 +700,18 @@ export class Transport {
     this.compressor = keys.outgoing.compression.delayed && !this.authenticated ? undefined : keys.outgoing.compression.createCompressor();
     this.delayedCompressionOut = keys.outgoing.compression.delayed;
     this.newKeysSent = true;
-    if (this.kexCount === 0 && this.role === 'server' && this.peerWantsExtInfo) this.sendExtInfo();
     if (this.newKeysReceived) this.finishKex();
-    else this.flushQueue();
+    else if (!this.extInfoDue) this.flushQueue();
+  }
+
+  /**
+   * A server's first EXT_INFO, not sent yet: it must be the next packet after our first NEWKEYS
+   * (RFC 8308 §2.4), and it goes when the client's NEWKEYS has arrived (finishKex), so that it
+   * carries the acknowledgement the client's next packet waits for (see start()); until then
+   * nothing else is sent.
+   */
+  private get extInfoDue(): boolean {
+    return this.kexCount === 0 && this.role === 'server' && this.peerWantsExtInfo;
   }
 
   private onNewKeys(): void {
@@ -708,6 +726,7 @@ export class Transport {
   }
 
   private finishKex(): void {
+    if (this.extInfoDue) this.sendExtInfo();
     const outcome = this.pendingKeys!.outcome;
     const initial = this.sessionId === undefined;
     if (initial) this.sessionId = outcome.exchangeHash;
