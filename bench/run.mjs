@@ -51,6 +51,7 @@ import {
   targetsTable,
   renderText,
   renderMarkdown,
+  oneCommandTable,
   throughputChart,
 } from './lib/report.mjs';
 
@@ -172,7 +173,7 @@ const fileRuns = [];
 const verification = [];
 /** @type {Record<string, number>} */
 const figureSeconds = {};
-/** @type {Record<string, { clientCpuS: number, serverCpuS: number, seconds: number }>} */
+/** @type {Record<string, { clientCpuS: number, serverCpuS: number, seconds: number, wallSeconds?: number }>} */
 const fixedCost = {};
 
 try {
@@ -199,17 +200,19 @@ try {
         }
         progress(`verified the pairings (1 MiB each way): ${verification.length === 0 ? 'all exact' : `${verification.length} failed`}`);
       }
-      // The fixed cost of one run, measured per pairing and direction as the median of 3 runs that
+      // The fixed cost of one run, measured per pairing and direction as the median of 5 runs that
       // move nothing: CPU time (process start, key exchange, login, channel, exit) and the time
       // from the remote command's start to the client's exit (the end of the channel and of the
       // client; sshd, which leaves TCP_NODELAY off for sessions without a terminal, spends ~40 ms
       // delayed-ACK waits there). Taken off each run, so that CPU per GiB and MB/s are those of
-      // moving the bytes, and 64 MiB runs (quick mode) agree with 2 GiB ones.
+      // moving the bytes, and 64 MiB runs (quick mode) agree with 2 GiB ones. Reported too, as
+      // what one command costs (the "one command" table), with the wall time from the client's
+      // start to its exit.
       for (const p of PAIRINGS) {
         for (const direction of /** @type {const} */ (['down', 'up'])) {
           /** @type {any[]} */
           const empty = [];
-          for (let i = 0; i < 3; i++) {
+          for (let i = 0; i < 5; i++) {
             empty.push(await transfer(fx, { client: /** @type {any} */ (p.client), server: servers[/** @type {'sshd' | 'tsshd' | 'ssh2'} */ (p.server)], cipher: config.ciphers[0], mac: macFor(config.ciphers[0]), direction, bytes: 0, ssh2NoNative: config.ssh2NoNative, timeoutMs: 30000 }));
           }
           const ok = empty.filter((r) => r.ok);
@@ -217,6 +220,7 @@ try {
             clientCpuS: summarize(ok.map((r) => r.clientCpuS)).median || 0,
             serverCpuS: summarize(ok.map((r) => r.serverCpuS)).median || 0,
             seconds: summarize(ok.map((r) => r.seconds)).median || 0,
+            wallSeconds: summarize(ok.map((r) => r.wallSeconds)).median || 0,
           };
         }
       }
@@ -381,6 +385,7 @@ const totalSeconds = (performance.now() - started) / 1000;
 /** @type {import('./lib/report.mjs').Table[]} */
 const tables = [];
 if (throughput) tables.push(throughputTable(throughput));
+if (Object.keys(fixedCost).some((k) => !k.startsWith('files '))) tables.push(oneCommandTable(fixedCost, config.ciphers[0]));
 if (setup) tables.push(...setupTables(setup));
 if (memory) tables.push(...memoryTables(memory));
 if (files) tables.push(filesTable(files, sizeLabel(config.bytes), config.ciphers[0]));

@@ -258,6 +258,26 @@ export function summarizeFiles(runs) {
   return rows;
 }
 
+/**
+ * What one command that moves nothing costs, per pairing (the fixed cost the throughput figure
+ * takes off its runs): start the client, key exchange, login, run `head -c 0 /dev/zero`, exit.
+ * @param {Record<string, { clientCpuS: number, serverCpuS: number, seconds: number, wallSeconds?: number }>} fixedCost
+ * @param {string} cipher
+ * @returns {Table}
+ */
+export function oneCommandTable(fixedCost, cipher) {
+  const ms = (/** @type {number | undefined} */ s) => (s === undefined ? '' : (s * 1000).toFixed(0));
+  return {
+    title: `One command that moves nothing (client start, key exchange, login, \`head -c 0\`, exit; ${cipherLabel(cipher)}; medians of 5)`,
+    header: ['pairing', 'wall ms (client start → exit)', 'client CPU ms', 'server CPU ms'],
+    rows: PAIRINGS.filter((p) => fixedCost[`${p.id} down`]).map((p) => {
+      const f = fixedCost[`${p.id} down`];
+      return [p.id, ms(f.wallSeconds), ms(f.clientCpuS), (f.serverCpuS * 1000).toFixed(1)];
+    }),
+    notes: ['Client CPU from /usr/bin/time (10 ms steps); server CPU as in the throughput figure (sshd: its session processes, less the remote shell and command).'],
+  };
+}
+
 /** @param {any[]} rows @param {string} fileLabel @param {string} cipher @returns {Table} */
 export function filesTable(rows, fileLabel, cipher) {
   return {
