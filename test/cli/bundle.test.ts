@@ -38,3 +38,12 @@ test('dist/bin/tssh.js keeps the #! line of src/cli/tssh.ts, is executable and r
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr + result.stdout, /^tssh_\d+\.\d+\.\d+, Node\.js v\d+/);
 });
+
+test("every program in package.json's bin is in the files the package ships", () => {
+  const pkg = JSON.parse(readFileSync(resolve('package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
+  assert.equal(pkg.bin.tssh, 'dist/bin/tssh.js');
+  for (const [name, path] of Object.entries(pkg.bin)) {
+    const shipped = pkg.files.some((entry) => path === entry || path.startsWith(`${entry.replace(/\/$/, '')}/`));
+    assert.ok(shipped, `${name} (${path}) is not under any of ${pkg.files.join(', ')}`);
+  }
+});
