@@ -350,12 +350,18 @@ export class SshClient extends EventEmitter<ClientEvents> {
       const givenKnownHosts = options.knownHosts;
       const ask = givenKnownHosts?.ask;
       const knownHosts = knownHostsVerifier(givenKnownHosts && { ...givenKnownHosts, ask: ask && untimed(ask) }, host, port, address);
-      const identities = async (): Promise<ClientIdentity[]> => [
-        ...(await agentIdentities(options.agent, options.debug)),
-        ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
-        ...(await keyFileIdentities(options.privateKeyFiles ?? [], typeof passphrase === 'function' ? untimed(passphrase) : passphrase, options.debug)),
-        ...(options.identities ?? []),
-      ];
+      // Keys given in memory are known at once, and the first may then go before `none` (AuthClient.start);
+      // an agent's list and key files (which may ask for a passphrase) load only if publickey is tried.
+      const inMemory = (): ClientIdentity[] => [...(options.privateKeys ?? []).map((key) => identityFromKey(key)), ...(options.identities ?? [])];
+      const identities =
+        options.agent === undefined && (options.privateKeyFiles ?? []).length === 0
+          ? inMemory()
+          : async (): Promise<ClientIdentity[]> => [
+              ...(await agentIdentities(options.agent, options.debug)),
+              ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
+              ...(await keyFileIdentities(options.privateKeyFiles ?? [], typeof passphrase === 'function' ? untimed(passphrase) : passphrase, options.debug)),
+              ...(options.identities ?? []),
+            ];
       const password = options.password;
       const passphrase = options.passphrase;
       this.endpoint = new Endpoint(

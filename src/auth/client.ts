@@ -101,6 +101,9 @@ export class AuthClient {
   private passwordAttempts = 0;
   private kbdintAttempts = 0;
   private finished = false;
+  /** `none` was skipped at the start (a local key went first): try it once before failing. */
+  private noneLast = false;
+  private noneTriedLast = false;
   /** Incoming messages are handled one at a time (signing and prompts are async). */
   private chain: Promise<void> = Promise.resolve();
 
@@ -111,8 +114,27 @@ export class AuthClient {
     this.order = options.methods ?? [METHOD_PUBLICKEY, METHOD_KEYBOARD_INTERACTIVE, METHOD_PASSWORD];
   }
 
-  /** Start with `none`, which tells us the methods the server accepts (RFC 4252 §5.2). */
+  /**
+   * Start with `none`, which tells us the methods the server accepts (RFC 4252 §5.2); or, when
+   * publickey comes first and the first identity is a key in this process, given as such (a list,
+   * not a loader that might read files and ask for passphrases), with that key's signed request at
+   * once: a failure lists the methods just as `none` would, and a success saves a round trip and
+   * the server a request. `none` is then tried last, once, before giving up (a server may accept
+   * it when no key does).
+   */
   start(): void {
+    const source = this.options.identities;
+    const first = Array.isArray(source) ? source[0] : undefined;
+    if (this.order[0] !== METHOD_PUBLICKEY || first?.local !== true || !this.chooseAlgorithm(first.publicKey)) {
+      this.sendNone();
+      return;
+    }
+    this.serverMethods = [METHOD_PUBLICKEY];
+    this.noneLast = true;
+    this.chain = this.chain.then(() => this.tryPublicKey()).then(() => undefined, this.failWith);
+  }
+
+  private sendNone(): void {
     this.step = { kind: 'none' };
     this.sendRequest(METHOD_NONE, Buffer.alloc(0));
   }
@@ -134,7 +156,7 @@ export class AuthClient {
     const copy = Buffer.from(payload);
     this.chain = this.chain
       .then(() => this.handle(copy))
-      .catch((error: unknown) => this.fail(error instanceof SshError ? error : new SshError('ERR_SSH_AUTH', DisconnectReason.AUTH_CANCELLED_BY_USER, (error as Error).message)));
+      .catch(this.failWith);
   }
 
   private async handle(payload: Buffer): Promise<void> {
@@ -146,6 +168,8 @@ export class AuthClient {
       this.serverMethods = methods;
       this.events.debug?.(`Authentications that can continue: ${methods.join(',')}${partialSuccess ? ' (partial success)' : ''}`);
       if (step?.kind === 'publickey-query' || step?.kind === 'publickey-signed') this.identityIndex++;
+      // The last resort failed too: nothing is left (and no prompt is repeated).
+      if (step?.kind === 'none' && this.noneTriedLast) return this.fail(new AuthenticationFailedError(methods));
       if (partialSuccess) {
         // A new stage: identities may be tried again for another required publickey step.
         this.identityIndex = 0;
@@ -201,16 +225,26 @@ export class AuthClient {
         }
       }
     }
+    if (this.noneLast && !this.noneTriedLast) {
+      this.noneTriedLast = true;
+      this.sendNone();
+      return;
+    }
     this.fail(new AuthenticationFailedError(this.serverMethods));
   }
 
-  private async tryPublicKey(): Promise<boolean> {
+  private async loadIdentities(): Promise<ClientIdentity[]> {
     if (!this.identities) {
       const source = this.options.identities;
       this.identities = source === undefined ? [] : typeof source === 'function' ? [...(await source())] : [...source];
     }
-    while (this.identityIndex < this.identities.length) {
-      const identity = this.identities[this.identityIndex]!;
+    return this.identities;
+  }
+
+  private async tryPublicKey(): Promise<boolean> {
+    const identities = await this.loadIdentities();
+    while (this.identityIndex < identities.length) {
+      const identity = identities[this.identityIndex]!;
       const algorithm = this.chooseAlgorithm(identity.publicKey);
       if (!algorithm) {
         this.identityIndex++;
@@ -277,6 +311,11 @@ export class AuthClient {
   private sendRequest(method: string, fields: Buffer): void {
     this.events.send(UserauthRequest.encode({ user: this.options.user, service: SERVICE_CONNECTION, method, methodFields: fields }));
   }
+
+  /** A failure in our own steps (a prompt, a signature, loading keys) ends the authentication. */
+  private readonly failWith = (error: unknown): void => {
+    this.fail(error instanceof SshError ? error : new SshError('ERR_SSH_AUTH', DisconnectReason.AUTH_CANCELLED_BY_USER, (error as Error).message));
+  };
 
   private fail(error: SshError): void {
     if (this.finished) return;

@@ -1,6 +1,7 @@
 // The client's publickey steps, message by message (RFC 4252 §7): a key whose private half is in
 // this process (ClientIdentity.local) is sent signed at once, without the query; any other identity
-// (an agent's key) is queried first and signed only after USERAUTH_PK_OK, as OpenSSH does.
+// (an agent's key) is queried first and signed only after USERAUTH_PK_OK, as OpenSSH does. When a
+// local key comes first, it goes before `none` (which then comes last, once, before giving up).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthClient, type ClientIdentity } from '../../src/auth/client.js';
@@ -66,13 +67,11 @@ const failure = (...methods: string[]): Buffer => UserauthFailure.encode({ metho
 const success = Buffer.from([MSG.USERAUTH_SUCCESS]);
 
 describe('client publickey authentication', () => {
-  test('a key in this process goes signed at once; an agent key is queried first', async () => {
+  test('a key in this process goes signed at once, even before none; an agent key is queried first', async () => {
     const local = await identity('local', true);
     const agent = await identity('agent', false);
     const { client, outcome, nextSend } = run([local, agent]);
     client.start();
-    assert.deepEqual(await nextSend(), { method: METHOD_NONE });
-    client.receive(failure('publickey', 'password'));
     assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'local' });
     assert.equal(local.signed, 1);
     client.receive(failure('publickey', 'password'));
@@ -89,25 +88,45 @@ describe('client publickey authentication', () => {
     const good = await identity('good', true);
     const { client, outcome, nextSend, sent } = run([broken, good]);
     client.start();
-    await nextSend();
-    client.receive(failure('publickey'));
     assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'good' });
     client.receive(success);
     assert.equal(await outcome, 'success');
     assert.equal(sent.filter((s) => s.key === 'broken').length, 0);
   });
 
-  test('every key refused: Permission denied with the methods the server named', async () => {
+  test('every key refused: none is tried last, once, then Permission denied with the methods the server named', async () => {
     const a = await identity('a', true);
     const b = await identity('b', true);
     const { client, outcome, nextSend } = run([a, b]);
     client.start();
-    await nextSend();
-    client.receive(failure('publickey'));
     assert.equal((await nextSend()).key, 'a');
     client.receive(failure('publickey'));
     assert.equal((await nextSend()).key, 'b');
     client.receive(failure('publickey'));
+    assert.deepEqual(await nextSend(), { method: METHOD_NONE });
+    client.receive(failure('publickey'));
     assert.equal(await outcome, 'Permission denied (publickey).');
+  });
+
+  test('a server that takes none when it refuses the key: none, tried last, logs in', async () => {
+    const a = await identity('a', true);
+    const { client, outcome, nextSend } = run([a]);
+    client.start();
+    assert.equal((await nextSend()).key, 'a');
+    client.receive(failure('password'));
+    assert.deepEqual(await nextSend(), { method: METHOD_NONE });
+    client.receive(success);
+    assert.equal(await outcome, 'success');
+  });
+
+  test('only keys held elsewhere (an agent): none first, as OpenSSH', async () => {
+    const agent = await identity('agent', false);
+    const { client, outcome, nextSend } = run([agent]);
+    client.start();
+    assert.deepEqual(await nextSend(), { method: METHOD_NONE });
+    client.receive(failure('publickey'));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: false, key: 'agent' });
+    client.receive(success);
+    assert.equal(await outcome, 'success');
   });
 });

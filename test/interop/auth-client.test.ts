@@ -13,9 +13,11 @@
 // <the signature algorithm>`. The failures users see are in test/api/auth-errors.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { connect, type ConnectOptions, type SshClient } from '../../src/client.js';
 import type { SshPublicKey } from '../../src/algorithms/types.js';
+import { parsePrivateKeyFile } from '../../src/keys/private-key-file.js';
+import { generatePrivateKey } from '../../src/keys/private-key.js';
 import type { OpenSshFixture, SshdListening } from '../helpers/openssh.js';
 import { havePeers, missingPeers } from '../helpers/peers.js';
 import {
@@ -154,6 +156,32 @@ describe('our client logs in to sshd with key files written by ssh-keygen', { ti
       assert.match(log, pkalgLine(c.algorithm));
     });
   }
+
+  test('a key given in memory goes before none: sshd sees publickey first and accepts it', { timeout: CASE_TIMEOUT_MS }, async (t) => {
+    if (!havePeers(t, ...PEERS)) return;
+    const key = keys.get(lab!.path('id_ed25519'))!;
+    const { key: parsed } = await parsePrivateKeyFile(readFileSync(key.privateKey));
+    const since = sshd!.stderrText().length;
+    const r = await loginAndRunIdUn({ host: '127.0.0.1', port: sshd!.port, username: lab!.user, privateKeys: [parsed], knownHosts: knownHostsFor(lab!, sshd!) });
+    assert.equal(r.stdout, `${lab!.user}\n`);
+    assert.ok(!r.debug.some((l) => l.startsWith('Authentications that can continue')), r.debug.join('\n'));
+    const log = await sshdLogShows(sshd!, acceptedLine('publickey', lab!.user, key), since);
+    const methods = [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
+    assert.deepEqual(methods, ['publickey-hostbound-v00@openssh.com'], log);
+  });
+
+  test('a key given in memory that sshd refuses: none is tried last, then Permission denied (publickey)', { timeout: CASE_TIMEOUT_MS }, async (t) => {
+    if (!havePeers(t, ...PEERS)) return;
+    const stranger = await generatePrivateKey('ed25519');
+    const since = sshd!.stderrText().length;
+    await assert.rejects(
+      connect({ host: '127.0.0.1', port: sshd!.port, username: lab!.user, privateKeys: [stranger], knownHosts: knownHostsFor(lab!, sshd!), readyTimeout: 30_000 }),
+      /Permission denied \(publickey\)\./,
+    );
+    const log = await sshdLogShows(sshd!, /method none/, since);
+    const methods = [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
+    assert.deepEqual(methods, ['publickey-hostbound-v00@openssh.com', 'none'], log);
+  });
 
   test('over sshd -i through `sock` (a Duplex over the child\'s pipes): the ed25519 key logs in and id -un runs', { timeout: CASE_TIMEOUT_MS }, async (t) => {
     if (!havePeers(t, ...PEERS)) return;
