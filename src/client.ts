@@ -10,7 +10,7 @@ import { createSocksServer } from './forwarding/socks.js';
 import type { Duplex } from 'node:stream';
 import { Endpoint } from './endpoint.js';
 import { connectTcp } from './transport-io.js';
-import { AuthClient, type ClientIdentity } from './auth/client.js';
+import { AuthClient, type ClientAuthOptions, type ClientIdentity } from './auth/client.js';
 import type { SshPrivateKey, SshPublicKey } from './algorithms/types.js';
 import {
   applyAlgorithmSetting,
@@ -231,6 +231,28 @@ async function keyFileIdentities(
   return out;
 }
 
+/**
+ * Key files read without asking for anything: their identities, or undefined when one of them is
+ * encrypted or cannot be loaded (keyFileIdentities then loads them when publickey is tried, asking
+ * for passphrases and logging what fails, as before).
+ */
+async function keyFilesWithoutPassphrase(paths: readonly string[]): Promise<ClientIdentity[] | undefined> {
+  const out: ClientIdentity[] = [];
+  for (const path of paths) {
+    try {
+      const parsed = await parsePrivateKeyFile(await readFile(path), {
+        passphrase: () => {
+          throw new Error('encrypted');
+        },
+      });
+      out.push({ ...identityFromKey(parsed.key), source: path });
+    } catch {
+      return undefined;
+    }
+  }
+  return out;
+}
+
 export class SshClient extends EventEmitter<ClientEvents> {
   private endpoint!: Endpoint;
   private kexInfo: KexInfo | undefined;
@@ -350,12 +372,26 @@ export class SshClient extends EventEmitter<ClientEvents> {
       const givenKnownHosts = options.knownHosts;
       const ask = givenKnownHosts?.ask;
       const knownHosts = knownHostsVerifier(givenKnownHosts && { ...givenKnownHosts, ask: ask && untimed(ask) }, host, port, address);
-      // Keys given in memory are known at once, and the first may then go before `none` (AuthClient.start);
-      // an agent's list and key files (which may ask for a passphrase) load only if publickey is tried.
-      const inMemory = (): ClientIdentity[] => [...(options.privateKeys ?? []).map((key) => identityFromKey(key)), ...(options.identities ?? [])];
-      const identities =
-        options.agent === undefined && (options.privateKeyFiles ?? []).length === 0
-          ? inMemory()
+      // Keys given in memory are known at once, and the first may then go before `none` (AuthClient.start).
+      // So are key files without a passphrase when no agent comes first: they are read while the key
+      // exchange runs. Otherwise (an agent's list; a file that wants a passphrase, which a server
+      // without publickey should never make anyone type) they load only if publickey is tried.
+      const files = options.privateKeyFiles ?? [];
+      let preloaded: ClientIdentity[] | undefined = files.length === 0 ? [] : undefined;
+      if (options.agent === undefined && files.length > 0 && (options.authMethods?.[0] ?? 'publickey') === 'publickey') {
+        keyFilesWithoutPassphrase(files).then(
+          (loaded) => (preloaded = loaded),
+          () => {},
+        );
+      }
+      const inMemory = (fromFiles: readonly ClientIdentity[]): ClientIdentity[] => [
+        ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
+        ...fromFiles,
+        ...(options.identities ?? []),
+      ];
+      const identities = (): ClientAuthOptions['identities'] =>
+        options.agent === undefined && preloaded !== undefined
+          ? inMemory(preloaded)
           : async (): Promise<ClientIdentity[]> => [
               ...(await agentIdentities(options.agent, options.debug)),
               ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
@@ -390,7 +426,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
                 user: options.username,
                 sessionId: this.kexInfo!.sessionId,
                 methods: options.authMethods,
-                identities,
+                identities: identities(),
                 password:
                   typeof password === 'string'
                     ? (attempt) => (attempt === 1 ? password : undefined)

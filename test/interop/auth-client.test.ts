@@ -170,6 +170,26 @@ describe('our client logs in to sshd with key files written by ssh-keygen', { ti
     assert.deepEqual(methods, ['publickey-hostbound-v00@openssh.com'], log);
   });
 
+  test('key files: one without a passphrase goes before none, as a key in memory; an encrypted one waits for none, and its passphrase is asked once', { timeout: CASE_TIMEOUT_MS }, async (t) => {
+    if (!havePeers(t, ...PEERS)) return;
+    const methodsOf = async (file: string, passphrase?: (path: string) => string): Promise<string[]> => {
+      const since = sshd!.stderrText().length;
+      const r = await loginAndRunIdUn({ host: '127.0.0.1', port: sshd!.port, username: lab!.user, privateKeyFiles: [file], passphrase, knownHosts: knownHostsFor(lab!, sshd!) });
+      assert.equal(r.stdout, `${lab!.user}\n`);
+      const log = await sshdLogShows(sshd!, acceptedLine('publickey', lab!.user, keys.get(file)!), since);
+      return [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]!);
+    };
+    assert.deepEqual(await methodsOf(lab!.path('id_ed25519')), ['publickey-hostbound-v00@openssh.com']);
+    const asked: string[] = [];
+    const encrypted = lab!.path('id_ed25519_enc');
+    const methods = await methodsOf(encrypted, (path) => {
+      asked.push(path);
+      return PASSPHRASE;
+    });
+    assert.deepEqual(methods, ['none', 'publickey-hostbound-v00@openssh.com']);
+    assert.deepEqual(asked, [encrypted]);
+  });
+
   test('a key given in memory that sshd refuses: none is tried last, then Permission denied (publickey)', { timeout: CASE_TIMEOUT_MS }, async (t) => {
     if (!havePeers(t, ...PEERS)) return;
     const stranger = await generatePrivateKey('ed25519');
@@ -380,8 +400,10 @@ describe('our client logs in to sshd with a password and PAM keyboard-interactiv
     });
     assert.equal(r.stdout, `${user!.name}\n`);
     assert.equal(r.code, 0);
-    assert.ok(r.debug.includes('Authentications that can continue: publickey'), r.debug.join('\n'));
-    assert.ok(r.debug.includes('Authentications that can continue: password (partial success)'), r.debug.join('\n'));
+    // The key file (no passphrase) went first, before any `none`: the first answer is the partial success.
+    const firstAnswer = r.debug.findIndex((line) => line.startsWith('Authentications that can continue'));
+    assert.equal(r.debug[firstAnswer], 'Authentications that can continue: password (partial success)', r.debug.join('\n'));
+    assert.ok(r.debug.findIndex((line) => line.startsWith('Offering public key')) < firstAnswer, r.debug.join('\n'));
     const log = await sshdLogShows(mfaSshd!, acceptedLine('password', user!.name), since);
     assert.match(
       log,
