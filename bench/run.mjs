@@ -24,7 +24,7 @@
 import './lib/build.mjs'; // first: compiles the snapshot of tssh the other modules point at
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem, release, userInfo } from 'node:os';
+import { cpus, loadavg, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Fixture, CIPHERS, ROOT, BENCH_DIR, SSH, SSHD, TSSHD, TSSH } from './lib/fixture.mjs';
@@ -402,7 +402,7 @@ const notes = [
   `- Throughput: ${sizeLabel(config.bytes)} per run, timed from the remote command's start to the client's exit; clients are programs (ssh, \`dist/bin/tssh.js\`, \`bench/ssh2-client.mjs\`) writing to /dev/null or reading \`head -c\` from a pipe; CPU from /usr/bin/time (client) and /proc (server, less the remote shell and command for sshd), less the fixed cost of a run that moves nothing (start-up, key exchange, login, exit; in the JSON as fixedCost), so CPU s/GiB is the cost of moving the bytes; MB/s likewise leaves out the end latency of such a run (mbpsGross in the JSON keeps it in).`,
   '- "tssh/OpenSSH" and "tssh/ssh2" are medians of ratios taken round by round against the pairing named (the same server with the other client, or the same client with the other server; tssh → tsshd against ssh → sshd and the ssh2 client).',
   `- Set-up: in-process clients (bench/conn-client.mjs); ${config.setupCount} sequential and ${config.setupCount * 4} connections 16 at a time per run.`,
-  `- File transfer: one ${sizeLabel(config.bytes)} file (sparse, on tmpfs) fetched to /dev/null and sent to /dev/null over SFTP, ${config.ciphers[0]}, against each server's \`Subsystem sftp internal-sftp\`; clients: OpenSSH's sftp (batch mode) and the ssh2 package's SFTP client (fastGet/fastPut, \`bench/ssh2-client.mjs --sftp\`); time and CPU of the whole client run less those of moving an empty file; server CPU includes the processes the server reaped (sshd's session process, tsshd's SFTP child when it needs one). The login is as the user running the benchmark (\`${userInfo().username}\`): ${process.getuid?.() === 0 ? 'root, whom tsshd run by root serves in its own process (another user gets a child process of theirs)' : 'tsshd, not root, serves it in its own process'}. There is no tssh SFTP client program yet: the ratios compare tsshd's SFTP server with sshd's.`,
+  `- File transfer: one ${sizeLabel(config.bytes)} file (sparse, on tmpfs) fetched to /dev/null and sent to /dev/null over SFTP, ${config.ciphers[0]}, against each server's \`Subsystem sftp internal-sftp\`; clients: OpenSSH's sftp (batch mode) and the ssh2 package's SFTP client (fastGet/fastPut, \`bench/ssh2-client.mjs --sftp\`); time and CPU of the whole client run less those of moving an empty file; server CPU includes the processes the server reaped (sshd's session process, tsshd's SFTP child). There is no tssh SFTP client program yet: the ratios compare tsshd's SFTP server with sshd's.`,
   `- Memory: ${config.idleConnections} idle authenticated connections (no channel) opened by the ssh2 client library; sshd's figure sums its per-connection processes (one per connection when the user is root: OpenSSH skips the unprivileged post-auth child for root).`,
   ...(verification.length > 0 ? ['- **Verification failures** (1 MiB each way through a pipe, byte-counted):', ...verification.map((v) => `  - ${v.replace(/\n/g, ' ')}`)] : ['- Every pairing verified: 1 MiB each way arrived exactly.']),
 ];

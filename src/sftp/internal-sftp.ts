@@ -11,13 +11,8 @@
  * with the file system (a check-then-open is a TOCTOU hole). The child also isolates: a bug in
  * the SFTP server cannot touch tsshd's memory (host keys) nor take other sessions down.
  *
- * When the session's user is the one tsshd runs as (any session of a tsshd that is not root; root
- * logging in to a tsshd run by root), the permissions are tsshd's own and the kernel decides every
- * access the same in tsshd's process: the server runs there, sparing the session a Node start
- * (about 60 ms of wait and 60 ms of CPU, measured 82-90 -> 26-27 ms for an SFTP session that moves
- * nothing) and every byte a hop through a pipe (a 1 GiB get 524 -> 662 MB/s, a put 507 -> 680,
- * docs/performance.md). Except with -u, because a umask belongs to a whole process, and in a
- * chroot, which only a process of its own can enter.
+ * When tsshd is not root, every session is ours anyway: the server runs in tsshd's own process,
+ * saving a Node start per session; except with -u, because a umask belongs to a whole process.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -115,9 +110,8 @@ export function parseInternalSftp(command: string, user: { name: string; home: s
 }
 
 /**
- * Serves the session with the SFTP server: in a child as the user when the user is not the one
- * tsshd runs as (or for -u, or in a chroot), else in process. The session ends with the server's
- * exit status.
+ * Serves the session with the SFTP server: in a child as the user when tsshd switches users (or
+ * for -u), else in process. The session ends with the server's exit status.
  */
 export function startInternalSftp(session: ServerSession, context: SessionContext, command: string, log: Logger): void {
   const { user } = context;
@@ -134,9 +128,8 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
   // In a chroot the child finds out whether the home exists inside it (it can look only there).
   const home = root !== undefined || existsSync(user.home) ? user.home : '/';
   const cwd = options.startDirectory ?? home;
-  const inChild = (context.switchUser && !runsAsUs(user)) || options.umask !== undefined || root !== undefined;
-  log.info(`internal-sftp session for ${user.name} (${inChild ? `as uid ${user.uid} in a child process` : 'in process'}${root !== undefined ? `, confined to ${root}` : ''})`);
-  if (inChild) {
+  log.info(`internal-sftp session for ${user.name} (${context.switchUser ? `as uid ${user.uid} in a child process` : 'in process'}${root !== undefined ? `, confined to ${root}` : ''})`);
+  if (context.switchUser || options.umask !== undefined || root !== undefined) {
     try {
       runChild(session, context, { root, cwd, home, readOnly: options.readOnly, umask: options.umask }, log);
     } catch (error) {
@@ -158,15 +151,6 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
     if (!session.channelClosed) session.exit(code);
   });
   session.once('channel-close', () => server.destroy());
-}
-
-/**
- * Whether `user`'s uid and gid are this process's own (effective) ones. Root's supplementary groups
- * are then tsshd's rather than root's from /etc/group, which for root changes no access (it
- * passes the permission checks that groups decide).
- */
-function runsAsUs(user: { readonly uid: number; readonly gid: number }): boolean {
-  return user.uid === process.geteuid?.() && user.gid === process.getegid?.();
 }
 
 /**

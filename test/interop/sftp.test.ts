@@ -231,17 +231,6 @@ describe('tsshd as root serves SFTP as the logged-in user', () => {
     assert.equal(result.stderr.match(/Permission denied/g)?.length, 2, result.stderr);
     await tsshd!.waitForLog(new RegExp(`internal-sftp session for ${user!.name} \\(as uid ${account.uid} in a child process\\)`));
   });
-
-  test("root logging in is served in tsshd's own process: the same uid and gid, so the same permissions", { timeout: 60_000 }, async (t) => {
-    if (!havePeers(t, 'ssh', 'sshd') || !canMakeSystemUsers(t)) return;
-    const payload = join(lab!.dir, 'root-payload.bin');
-    writeFileSync(payload, randomBytes(2 * MiB + 5));
-    const result = await sftpBatch(lab!, tsshd!.port, 'root', [`put ${payload} ${lab!.path('root-up.bin')}`, `get ${lab!.path('root-up.bin')} ${lab!.path('root-back.bin')}`]);
-    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${tsshd!.log()}`);
-    assert.equal(statSync(lab!.path('root-up.bin')).uid, 0);
-    assert.equal(sha256(lab!.path('root-back.bin')), sha256(payload));
-    await tsshd!.waitForLog(/internal-sftp session for root \(in process\)/);
-  });
 });
 
 describe('tsshd run by an ordinary user serves SFTP in its own process', () => {
