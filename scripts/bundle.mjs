@@ -5,12 +5,13 @@
  *
  * Why: tssh is started once per command, like ssh, and Node 20's ES module loader costs about 1 ms
  * of CPU per module (resolve, read, compile, link) before any work: the 73 modules behind
- * `tssh -V` took 0.15 s of CPU against 0.05 s for `node -e 0`. One file takes 0.08 s
- * (docs/performance.md, "Start-up"). Packages stay outside the bundle (imported from
+ * `tssh -V` took 0.12-0.15 s of CPU against 0.05 s for `node -e 0`. One file takes 0.08 s
+ * (docs/performance.md, "Program start-up"). Packages stay outside the bundle (imported from
  * node_modules as before), and so does node:*.
  *
- * Run by `npm run build` and `prepare` after tsc, and by scripts/run-tests.mjs before the tests; `node scripts/bundle.mjs DIR` bundles
- * what tsc compiled into DIR instead of dist/ (the benchmark's own build does this).
+ * Run by `npm run build` and `prepare` after tsc, and by scripts/run-tests.mjs before the tests.
+ * `node scripts/bundle.mjs DIR` bundles what tsc compiled into DIR instead of dist/ (the
+ * benchmark's own build does this).
  */
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
