@@ -101,9 +101,8 @@ export class AuthClient {
   private passwordAttempts = 0;
   private kbdintAttempts = 0;
   private finished = false;
-  /** `none` was skipped at the start (a local key went first): try it once before failing. */
-  private noneLast = false;
-  private noneTriedLast = false;
+  /** The `none` skipped at the start (a local key went first): 'due' before failing, then 'sent'. */
+  private noneLast: 'no' | 'due' | 'sent' = 'no';
   /** Incoming messages are handled one at a time (signing and prompts are async). */
   private chain: Promise<void> = Promise.resolve();
 
@@ -130,7 +129,7 @@ export class AuthClient {
       return;
     }
     this.serverMethods = [METHOD_PUBLICKEY];
-    this.noneLast = true;
+    this.noneLast = 'due';
     this.chain = this.chain.then(() => this.tryPublicKey()).then(() => undefined, this.failWith);
   }
 
@@ -169,7 +168,7 @@ export class AuthClient {
       this.events.debug?.(`Authentications that can continue: ${methods.join(',')}${partialSuccess ? ' (partial success)' : ''}`);
       if (step?.kind === 'publickey-query' || step?.kind === 'publickey-signed') this.identityIndex++;
       // The last resort failed too: nothing is left (and no prompt is repeated).
-      if (step?.kind === 'none' && this.noneTriedLast) return this.fail(new AuthenticationFailedError(methods));
+      if (step?.kind === 'none' && this.noneLast === 'sent') return this.fail(new AuthenticationFailedError(methods));
       if (partialSuccess) {
         // A new stage: identities may be tried again for another required publickey step.
         this.identityIndex = 0;
@@ -225,8 +224,8 @@ export class AuthClient {
         }
       }
     }
-    if (this.noneLast && !this.noneTriedLast) {
-      this.noneTriedLast = true;
+    if (this.noneLast === 'due') {
+      this.noneLast = 'sent';
       this.sendNone();
       return;
     }
