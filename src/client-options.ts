@@ -108,6 +108,17 @@ export interface CommonConnectOptions {
   /** Methods in order (default publickey, keyboard-interactive, password). */
   readonly authMethods?: readonly string[];
   /**
+   * Send the first key's signed USERAUTH_REQUEST right behind the SERVICE_REQUEST for
+   * ssh-userauth, without waiting for the SERVICE_ACCEPT: one round trip less per login. Done only
+   * when publickey comes first and the first identity is a key in this process that is not RSA
+   * (whose algorithm would wait for server-sig-algs); that request is then plain `publickey`, since
+   * whether the server takes publickey-hostbound-v00@openssh.com is only known from its EXT_INFO.
+   * A server handles its messages in order, so this is safe with OpenSSH, the ssh2 package and
+   * tsshd; set false for a server that cannot take a request before it has accepted the service.
+   * Not done when delayed compression (zlib@openssh.com) was negotiated. Default true.
+   */
+  readonly pipelineAuthentication?: boolean;
+  /**
    * Decide whether to trust the server's host key yourself. Without it the key is checked
    * against known_hosts (see `knownHosts`): host key checking is never off by default.
    */

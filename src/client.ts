@@ -400,6 +400,47 @@ export class SshClient extends EventEmitter<ClientEvents> {
             ];
       const password = options.password;
       const passphrase = options.passphrase;
+      /** server-sig-algs, and the host key blob when the server takes publickey-hostbound, from its EXT_INFO. */
+      const serverExtensions = (): [readonly string[] | undefined, Buffer | undefined] => {
+        const transport = this.endpoint.transport;
+        const hostbound = transport.peerExtensions.get('publickey-hostbound@openssh.com')?.toString() === '0';
+        return [transport.peerExtensions.get('server-sig-algs')?.toString('latin1').split(','), hostbound ? transport.serverHostKey?.blob : undefined];
+      };
+      const startAuth = (identityList: ClientAuthOptions['identities']): void => {
+        const transport = this.endpoint.transport;
+        const [serverSigAlgs, hostboundKey] = serverExtensions();
+        auth = new AuthClient(
+          {
+            user: options.username,
+            sessionId: this.kexInfo!.sessionId,
+            methods: options.authMethods,
+            identities: identityList,
+            password:
+              typeof password === 'string'
+                ? (attempt) => (attempt === 1 ? password : undefined)
+                : password && untimed((attempt: number) => password(attempt, { username: options.username, host, port })),
+            keyboardInteractive: options.keyboardInteractive && untimed(options.keyboardInteractive),
+            changePassword: options.changePassword && untimed(options.changePassword),
+            serverSigAlgs,
+            acceptedAlgorithms: options.publicKeyAlgorithms,
+            hostboundKey,
+          },
+          {
+            send: (payload) => transport.send(payload),
+            success: () => {
+              transport.setAuthenticated();
+              this.endpoint.startConnection();
+              this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
+              if (options.knownHosts?.updateHostKeys === true && verifyHostKey === undefined) this.updateHostKeys(options.knownHosts, host, port, options.debug);
+              finish();
+            },
+            fail: (error) => finish(error),
+            banner: (message) => this.emit('banner', message),
+            debug: options.debug,
+          },
+        );
+        auth.start();
+      };
       this.endpoint = new Endpoint(
         stream,
         {
@@ -415,43 +456,26 @@ export class SshClient extends EventEmitter<ClientEvents> {
           ready: (info) => {
             this.kexInfo = info;
             this.endpoint.transport.requestService('ssh-userauth');
+            // The first request may follow at once (pipelineAuthentication); the EXT_INFO that
+            // comes before the SERVICE_ACCEPT then reaches it through serverExtensions(). Not with
+            // delayed compression (zlib@openssh.com): the IGNORE sent when the accept arrives
+            // could cross the server's USERAUTH_SUCCESS, after which the server expects only
+            // compressed packets.
+            const first = identities();
+            const delayedCompression = [info.algorithms.compressionClientToServer, info.algorithms.compressionServerToClient].some(
+              (name) => compressionAlgorithms.all.get(name)?.delayed === true,
+            );
+            if (options.pipelineAuthentication !== false && !delayedCompression && AuthClient.startsWithLocalKey(options.authMethods, first)) startAuth(first);
           },
           serviceAccepted: (service) => {
-            if (service !== 'ssh-userauth' || auth) return;
-            const transport = this.endpoint.transport;
-            const sigAlgs = transport.peerExtensions.get('server-sig-algs')?.toString('latin1').split(',');
-            const hostbound = transport.peerExtensions.get('publickey-hostbound@openssh.com')?.toString() === '0';
-            auth = new AuthClient(
-              {
-                user: options.username,
-                sessionId: this.kexInfo!.sessionId,
-                methods: options.authMethods,
-                identities: identities(),
-                password:
-                  typeof password === 'string'
-                    ? (attempt) => (attempt === 1 ? password : undefined)
-                    : password && untimed((attempt: number) => password(attempt, { username: options.username, host, port })),
-                keyboardInteractive: options.keyboardInteractive && untimed(options.keyboardInteractive),
-                changePassword: options.changePassword && untimed(options.changePassword),
-                serverSigAlgs: sigAlgs,
-                acceptedAlgorithms: options.publicKeyAlgorithms,
-                hostboundKey: hostbound ? transport.serverHostKey?.blob : undefined,
-              },
-              {
-                send: (payload) => transport.send(payload),
-                success: () => {
-                  transport.setAuthenticated();
-                  this.endpoint.startConnection();
-                  this.endpoint.startKeepalive(options.keepaliveInterval ?? 0, options.keepaliveCountMax ?? 3);
-                  if (options.knownHosts?.updateHostKeys === true && verifyHostKey === undefined) this.updateHostKeys(options.knownHosts, host, port, options.debug);
-                  finish();
-                },
-                fail: (error) => finish(error),
-                banner: (message) => this.emit('banner', message),
-                debug: options.debug,
-              },
-            );
-            auth.start();
+            if (service !== 'ssh-userauth') return;
+            if (!auth) return startAuth(identities());
+            auth.serverExtensions(...serverExtensions());
+            // Our request went before this accept arrived, so nothing we send answers it, and a
+            // server with Nagle's algorithm on (sshd before authentication) holds its reply to the
+            // request until this accept is ACKed, which our kernel delays by up to 40 ms. An IGNORE
+            // (RFC 4253 §11.2) carries the ACK at once, as for hostkeys-00 below.
+            this.endpoint.transport.sendIgnore();
           },
           closed: (error) => {
             if (!settled) finish(error ?? new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'connection closed before authentication'));

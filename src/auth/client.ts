@@ -56,7 +56,11 @@ export interface ClientAuthOptions {
   readonly keyboardInteractive?: (request: InfoRequest) => string[] | undefined | Promise<string[] | undefined>;
   /** Password / keyboard-interactive attempts (OpenSSH's NumberOfPasswordPrompts, default 3). */
   readonly attempts?: number;
-  /** The server's server-sig-algs extension (RFC 8308 §3.1), if it sent one. */
+  /**
+   * The server's server-sig-algs extension (RFC 8308 §3.1), if it sent one. Started before the
+   * server's EXT_INFO could be read (pipelined behind the service request), the client learns it
+   * and the next option later, through serverExtensions().
+   */
   readonly serverSigAlgs?: readonly string[];
   /** The server's host key blob if it supports publickey-hostbound-v00@openssh.com. */
   readonly hostboundKey?: Buffer;
@@ -105,12 +109,32 @@ export class AuthClient {
   private noneLast: 'no' | 'due' | 'sent' = 'no';
   /** Incoming messages are handled one at a time (signing and prompts are async). */
   private chain: Promise<void> = Promise.resolve();
+  private serverSigAlgs: readonly string[] | undefined;
+  private hostboundKey: Buffer | undefined;
 
   constructor(
     private readonly options: ClientAuthOptions,
     private readonly events: ClientAuthEvents,
   ) {
     this.order = options.methods ?? [METHOD_PUBLICKEY, METHOD_KEYBOARD_INTERACTIVE, METHOD_PASSWORD];
+    this.serverSigAlgs = options.serverSigAlgs;
+    this.hostboundKey = options.hostboundKey;
+  }
+
+  /**
+   * Whether start() would send a signed request at once, with nothing learnt from the server: the
+   * test for sending it behind the service request. An RSA key is left out, since its algorithm
+   * (rsa-sha2-512 or -256) is chosen from server-sig-algs.
+   */
+  static startsWithLocalKey(methods: readonly string[] | undefined, identities: ClientAuthOptions['identities']): boolean {
+    const first = Array.isArray(identities) ? identities[0] : undefined;
+    return (methods?.[0] ?? METHOD_PUBLICKEY) === METHOD_PUBLICKEY && first?.local === true && first.publicKey.type !== 'ssh-rsa';
+  }
+
+  /** What the server's EXT_INFO said, when it arrives after start(): used for the requests still to come. */
+  serverExtensions(serverSigAlgs: readonly string[] | undefined, hostboundKey: Buffer | undefined): void {
+    this.serverSigAlgs = serverSigAlgs;
+    this.hostboundKey = hostboundKey;
   }
 
   /**
@@ -258,7 +282,7 @@ export class AuthClient {
       this.step = { kind: 'publickey-query', identity, algorithm };
       this.sendRequest(
         this.publicKeyMethod(),
-        encodePublicKeyFields({ signed: false, algorithm, publicKey: identity.publicKey.blob, hostKey: this.options.hostboundKey, signature: undefined }),
+        encodePublicKeyFields({ signed: false, algorithm, publicKey: identity.publicKey.blob, hostKey: this.hostboundKey, signature: undefined }),
       );
       return true;
     }
@@ -274,7 +298,7 @@ export class AuthClient {
       method,
       algorithm,
       identity.publicKey.blob,
-      this.options.hostboundKey,
+      this.hostboundKey,
     );
     let signature: Buffer;
     try {
@@ -287,12 +311,12 @@ export class AuthClient {
     this.step = { kind: 'publickey-signed', identity, algorithm };
     this.sendRequest(
       method,
-      encodePublicKeyFields({ signed: true, algorithm, publicKey: identity.publicKey.blob, hostKey: this.options.hostboundKey, signature }),
+      encodePublicKeyFields({ signed: true, algorithm, publicKey: identity.publicKey.blob, hostKey: this.hostboundKey, signature }),
     );
   }
 
   private publicKeyMethod(): string {
-    return this.options.hostboundKey ? METHOD_PUBLICKEY_HOSTBOUND : METHOD_PUBLICKEY;
+    return this.hostboundKey ? METHOD_PUBLICKEY_HOSTBOUND : METHOD_PUBLICKEY;
   }
 
   /** RFC 8332 §3.1: for RSA keys pick rsa-sha2-512/256 from server-sig-algs; other types name themselves. */
@@ -300,7 +324,7 @@ export class AuthClient {
     const accepted = this.options.acceptedAlgorithms;
     const ok = (name: string) => accepted === undefined || accepted.includes(name);
     if (key.type !== 'ssh-rsa') return ok(key.type) ? key.type : undefined;
-    const serverAlgs = this.options.serverSigAlgs;
+    const serverAlgs = this.serverSigAlgs;
     for (const name of ['rsa-sha2-512', 'rsa-sha2-256']) {
       if (ok(name) && (serverAlgs === undefined || serverAlgs.includes(name))) return name;
     }

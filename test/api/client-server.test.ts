@@ -147,6 +147,57 @@ describe('our client and our server over TCP', () => {
     await client.end();
   });
 
+  // pipelineAuthentication: the client's debug log shows "Offering public key" (written as the
+  // request is sent) before "SSH2_MSG_SERVICE_ACCEPT received" only when the request went out
+  // before the server's answer to the service request had arrived.
+  const offeredBeforeAccept = (lines: readonly string[]): boolean => {
+    const offered = lines.findIndex((l) => l.startsWith('Offering public key'));
+    const accepted = lines.findIndex((l) => l.startsWith('SSH2_MSG_SERVICE_ACCEPT received'));
+    assert.ok(offered >= 0 && accepted >= 0, lines.join('\n'));
+    return offered < accepted;
+  };
+
+  test('an Ed25519 key in memory: its signed request follows the service request without waiting for the accept', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const lines: string[] = [];
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice], debug: (l) => lines.push(l) });
+    assert.equal(offeredBeforeAccept(lines), true);
+    assert.equal((await client.exec('echo pipelined')).stdout.toString(), 'pipelined\n');
+    await client.end();
+  });
+
+  test('pipelineAuthentication: false, an RSA key (its algorithm waits for server-sig-algs), a key not first, or delayed compression: the request waits for the accept', async (t) => {
+    const { port } = await startServer(t, { algorithms: { compression: ['none', 'zlib@openssh.com'] } });
+    const k = await keys();
+    const cases: Partial<ConnectOptions>[] = [
+      { privateKeys: [k.alice], pipelineAuthentication: false },
+      { privateKeys: [k.rsa] },
+      { privateKeys: [k.alice], password: 'secret', authMethods: ['password', 'publickey'] },
+      // Delayed compression: nothing may cross the server's USERAUTH_SUCCESS uncompressed.
+      { privateKeys: [k.alice], algorithms: { compression: ['zlib@openssh.com'] } },
+    ];
+    for (const extra of cases) {
+      const lines: string[] = [];
+      const client = await connect({ ...(await baseOptions(port)), ...extra, debug: (l) => lines.push(l) });
+      if (extra.authMethods) assert.ok(!lines.some((l) => l.startsWith('Offering public key')), lines.join('\n'));
+      else assert.equal(offeredBeforeAccept(lines), false);
+      if (extra.algorithms) assert.equal(client.algorithms?.compressionClientToServer, 'zlib@openssh.com');
+      await client.end();
+    }
+  });
+
+  test('after a refused pipelined key, the next (RSA, publickey-hostbound as the EXT_INFO allows) logs in', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const refused = await generatePrivateKey('ed25519');
+    const lines: string[] = [];
+    const client = await connect({ ...(await baseOptions(port)), privateKeys: [refused, k.rsa], debug: (l) => lines.push(l) });
+    assert.equal(offeredBeforeAccept(lines), true);
+    assert.ok(lines.some((l) => /Offering public key: .* rsa-sha2-512/.test(l)), lines.join('\n'));
+    await client.end();
+  });
+
   test('password login, and a wrong password is refused with the methods that remain', async (t) => {
     const { port } = await startServer(t);
     const client = await connect({ ...(await baseOptions(port)), password: 'secret' });

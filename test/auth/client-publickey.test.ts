@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthClient, type ClientIdentity } from '../../src/auth/client.js';
-import { decodePublicKeyFields, METHOD_NONE, METHOD_PUBLICKEY, UserauthPkOk } from '../../src/auth/messages.js';
+import { decodePublicKeyFields, METHOD_NONE, METHOD_PUBLICKEY, METHOD_PUBLICKEY_HOSTBOUND, UserauthPkOk } from '../../src/auth/messages.js';
 import { generatePrivateKey } from '../../src/keys/private-key.js';
 import { MSG, UserauthFailure, UserauthRequest } from '../../src/wire/messages.js';
 
@@ -14,10 +14,12 @@ interface Sent {
   /** For publickey: whether it carries a signature, and which key. */
   readonly signed?: boolean;
   readonly key?: string;
+  /** Only when it is not the key's own type (RSA's rsa-sha2-*). */
+  readonly algorithm?: string;
 }
 
-async function identity(name: string, local: boolean, failSigning = false): Promise<ClientIdentity & { signed: number }> {
-  const key = await generatePrivateKey('ed25519');
+async function identity(name: string, local: boolean, failSigning = false, type: 'ed25519' | 'rsa' = 'ed25519'): Promise<ClientIdentity & { signed: number }> {
+  const key = type === 'rsa' ? await generatePrivateKey('rsa', 2048) : await generatePrivateKey('ed25519');
   const id = {
     publicKey: key.publicKey,
     source: name,
@@ -43,9 +45,11 @@ function run(identities: ClientIdentity[]): { sent: Sent[]; client: AuthClient; 
     {
       send: (payload) => {
         const request = UserauthRequest.decode(payload);
-        if (request.method === METHOD_PUBLICKEY) {
-          const fields = decodePublicKeyFields(request.methodFields, false);
-          sent.push({ method: request.method, signed: fields.signed, key: names.get(fields.publicKey.toString('hex')) });
+        if (request.method === METHOD_PUBLICKEY || request.method === METHOD_PUBLICKEY_HOSTBOUND) {
+          const fields = decodePublicKeyFields(request.methodFields, request.method === METHOD_PUBLICKEY_HOSTBOUND);
+          const key = names.get(fields.publicKey.toString('hex'));
+          const own = identities.find((i) => i.source === key)?.publicKey.type;
+          sent.push({ method: request.method, signed: fields.signed, key, ...(fields.algorithm === own ? {} : { algorithm: fields.algorithm }) });
         } else {
           sent.push({ method: request.method });
         }
@@ -115,6 +119,22 @@ describe('client publickey authentication', () => {
     assert.equal((await nextSend()).key, 'a');
     client.receive(failure('password'));
     assert.deepEqual(await nextSend(), { method: METHOD_NONE });
+    client.receive(success);
+    assert.equal(await outcome, 'success');
+  });
+
+  test('started before EXT_INFO (pipelined): the next requests use what it says, hostbound and server-sig-algs', async () => {
+    const first = await identity('first', true);
+    const rsa = await identity('rsa', true, false, 'rsa');
+    const { client, outcome, nextSend } = run([first, rsa]);
+    assert.equal(AuthClient.startsWithLocalKey(undefined, [first, rsa]), true);
+    assert.equal(AuthClient.startsWithLocalKey(undefined, [rsa, first]), false, 'an RSA key waits for server-sig-algs');
+    assert.equal(AuthClient.startsWithLocalKey(['password', 'publickey'], [first]), false);
+    client.start();
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'first' });
+    client.serverExtensions(['ssh-ed25519', 'rsa-sha2-256'], Buffer.from('host key blob'));
+    client.receive(failure('publickey'));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY_HOSTBOUND, signed: true, key: 'rsa', algorithm: 'rsa-sha2-256' });
     client.receive(success);
     assert.equal(await outcome, 'success');
   });

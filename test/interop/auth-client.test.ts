@@ -157,7 +157,7 @@ describe('our client logs in to sshd with key files written by ssh-keygen', { ti
     });
   }
 
-  test('a key given in memory goes before none: sshd sees publickey first and accepts it', { timeout: CASE_TIMEOUT_MS }, async (t) => {
+  test('a key given in memory goes before none, behind the service request: sshd sees plain publickey first and accepts it', { timeout: CASE_TIMEOUT_MS }, async (t) => {
     if (!havePeers(t, ...PEERS)) return;
     const key = keys.get(lab!.path('id_ed25519'))!;
     const { key: parsed } = await parsePrivateKeyFile(readFileSync(key.privateKey));
@@ -165,6 +165,34 @@ describe('our client logs in to sshd with key files written by ssh-keygen', { ti
     const r = await loginAndRunIdUn({ host: '127.0.0.1', port: sshd!.port, username: lab!.user, privateKeys: [parsed], knownHosts: knownHostsFor(lab!, sshd!) });
     assert.equal(r.stdout, `${lab!.user}\n`);
     assert.ok(!r.debug.some((l) => l.startsWith('Authentications that can continue')), r.debug.join('\n'));
+    const offered = r.debug.findIndex((l) => l.startsWith('Offering public key'));
+    assert.ok(offered >= 0 && offered < r.debug.findIndex((l) => l.startsWith('SSH2_MSG_SERVICE_ACCEPT received')), r.debug.join('\n'));
+    const log = await sshdLogShows(sshd!, acceptedLine('publickey', lab!.user, key), since);
+    const methods = [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
+    // Sent before sshd's EXT_INFO was read, so without publickey-hostbound (pipelineAuthentication).
+    assert.deepEqual(methods, ['publickey'], log);
+  });
+
+  test('a refused key in memory, then a good one: the second request uses publickey-hostbound, learnt from the EXT_INFO meanwhile', { timeout: CASE_TIMEOUT_MS }, async (t) => {
+    if (!havePeers(t, ...PEERS)) return;
+    const key = keys.get(lab!.path('id_ed25519'))!;
+    const { key: parsed } = await parsePrivateKeyFile(readFileSync(key.privateKey));
+    const stranger = await generatePrivateKey('ed25519');
+    const since = sshd!.stderrText().length;
+    const r = await loginAndRunIdUn({ host: '127.0.0.1', port: sshd!.port, username: lab!.user, privateKeys: [stranger, parsed], knownHosts: knownHostsFor(lab!, sshd!) });
+    assert.equal(r.stdout, `${lab!.user}\n`);
+    const log = await sshdLogShows(sshd!, acceptedLine('publickey', lab!.user, key), since);
+    const methods = [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
+    assert.deepEqual(methods, ['publickey', 'publickey-hostbound-v00@openssh.com'], log);
+  });
+
+  test('pipelineAuthentication: false: the key waits for the SERVICE_ACCEPT and goes as publickey-hostbound', { timeout: CASE_TIMEOUT_MS }, async (t) => {
+    if (!havePeers(t, ...PEERS)) return;
+    const key = keys.get(lab!.path('id_ed25519'))!;
+    const { key: parsed } = await parsePrivateKeyFile(readFileSync(key.privateKey));
+    const since = sshd!.stderrText().length;
+    const r = await loginAndRunIdUn({ host: '127.0.0.1', port: sshd!.port, username: lab!.user, privateKeys: [parsed], pipelineAuthentication: false, knownHosts: knownHostsFor(lab!, sshd!) });
+    assert.equal(r.stdout, `${lab!.user}\n`);
     const log = await sshdLogShows(sshd!, acceptedLine('publickey', lab!.user, key), since);
     const methods = [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
     assert.deepEqual(methods, ['publickey-hostbound-v00@openssh.com'], log);
@@ -179,7 +207,10 @@ describe('our client logs in to sshd with key files written by ssh-keygen', { ti
       const log = await sshdLogShows(sshd!, acceptedLine('publickey', lab!.user, keys.get(file)!), since);
       return [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]!);
     };
-    assert.deepEqual(await methodsOf(lab!.path('id_ed25519')), ['publickey-hostbound-v00@openssh.com']);
+    // One request, before none: plain publickey when the file was read by the end of the key
+    // exchange and the request went behind the service request, hostbound when it had to wait.
+    const plain = await methodsOf(lab!.path('id_ed25519'));
+    assert.ok(plain.length === 1 && ['publickey', 'publickey-hostbound-v00@openssh.com'].includes(plain[0]!), plain.join(','));
     const asked: string[] = [];
     const encrypted = lab!.path('id_ed25519_enc');
     const methods = await methodsOf(encrypted, (path) => {
@@ -200,7 +231,7 @@ describe('our client logs in to sshd with key files written by ssh-keygen', { ti
     );
     const log = await sshdLogShows(sshd!, /method none/, since);
     const methods = [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
-    assert.deepEqual(methods, ['publickey-hostbound-v00@openssh.com', 'none'], log);
+    assert.deepEqual(methods, ['publickey', 'none'], log);
   });
 
   test('over sshd -i through `sock` (a Duplex over the child\'s pipes): the ed25519 key logs in and id -un runs', { timeout: CASE_TIMEOUT_MS }, async (t) => {
