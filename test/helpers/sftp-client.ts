@@ -103,6 +103,19 @@ export class RawSftpClient {
     return reply;
   }
 
+  /** Sends several requests in one write, so that they reach the server in one chunk; resolves with their replies. */
+  requestsTogether(requests: readonly { type: number; body: (w: Writer) => void }[]): Promise<Reply[]> {
+    const replies: Promise<Reply>[] = [];
+    const packets: Buffer[] = [];
+    for (const { type, body } of requests) {
+      const id = this.nextId++;
+      replies.push(new Promise<Reply>((resolve) => this.waiting.set(id, resolve)));
+      packets.push(packet(type, (w) => body(w.uint32(id))));
+    }
+    this.raw(Buffer.concat(packets));
+    return Promise.all(replies);
+  }
+
   extended(name: string, body: (w: Writer) => void = () => {}): Promise<Reply> {
     return this.request(FXP.EXTENDED, (w) => body(w.string(name)));
   }

@@ -9,6 +9,8 @@ import { lstatSync, mkdirSync, realpathSync, mkdtempSync, readFileSync, readlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
+import fsModule from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import type { TestContext } from 'node:test';
 import { ProtocolError } from '../../src/errors.js';
 import { Reader } from '../../src/wire/reader.js';
@@ -48,6 +50,27 @@ interface Harness {
 }
 
 /** A server on a fresh folder, with a client on the other ends of two PassThroughs. */
+/**
+ * Counts the server's file reads until the test ends: `readv` gets the number of buffers of each
+ * preadv, `read` the number of single reads. The server calls node:fs through its namespace, which
+ * follows these properties once syncBuiltinESMExports() has run.
+ */
+function spyOnReads(t: TestContext): { readv: number[]; read: number } {
+  const calls = { readv: [] as number[], read: 0 };
+  const fs = fsModule as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const saved = { readv: fs.readv!, readvSync: fs.readvSync!, read: fs.read!, readSync: fs.readSync! };
+  fs.readv = (...args) => (calls.readv.push((args[1] as unknown[]).length), saved.readv(...args));
+  fs.readvSync = (...args) => (calls.readv.push((args[1] as unknown[]).length), saved.readvSync(...args));
+  fs.read = (...args) => (calls.read++, saved.read(...args));
+  fs.readSync = (...args) => (calls.read++, saved.readSync(...args));
+  syncBuiltinESMExports();
+  t.after(() => {
+    Object.assign(fs, saved);
+    syncBuiltinESMExports();
+  });
+  return calls;
+}
+
 function harness(t: TestContext, options: Partial<SftpServerOptions> = {}, output?: Writable & { readable?: boolean }): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'tssh-sftp-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -445,6 +468,48 @@ describe('the server', () => {
       const attrs = attrsOf(await client.request(FXP.FSTAT, (w) => w.string(handle)));
       assert.equal(attrs.size, BigInt(2 * chunk));
       assert.equal(readFileSync(join(dir, 'p'))[0], 98);
+    });
+
+    test(`adjacent READs queued together are read with one preadv and answered as if alone: whole blocks, the short last one, then EOF, ${io}`, async (t) => {
+      const { client, dir } = await ready(t, { syncFileIo, reuseDataBuffers: true });
+      const block = 32768;
+      const content = Buffer.alloc(5 * block + 1000);
+      for (let i = 0; i < content.length; i++) content[i] = (i * 31 + (i >> 10)) & 0xff;
+      writeFileSync(join(dir, 'f'), content);
+      const handle = await openFile(client, 'f', FXF.READ);
+      const calls = spyOnReads(t);
+      const replies = await client.requestsTogether(
+        Array.from({ length: 8 }, (_, k) => ({ type: FXP.READ, body: (w: Writer) => w.string(handle).uint64(BigInt(k * block)).uint32(block) })),
+      );
+      for (let k = 0; k < 5; k++) assert.ok(dataOf(replies[k]!).equals(content.subarray(k * block, (k + 1) * block)), `block ${k}`);
+      assert.ok(dataOf(replies[5]!).equals(content.subarray(5 * block)), 'the block the file ends in');
+      assert.equal(status(replies[6]!).code, FX.EOF);
+      assert.equal(status(replies[7]!).code, FX.EOF);
+      // Seven 32 KiB READs fit under MAX_READ_LENGTH: one preadv; the eighth alone. The two the
+      // preadv did not fill were read again, each on its own: the one the file ends in with two
+      // reads (its 1000 bytes, then the end), the next with one, as the eighth.
+      assert.deepEqual(calls.readv, [7]);
+      assert.equal(calls.read, 2 + 1 + 1);
+    });
+
+    test(`a batch of READs and a WRITE queued behind them to the same bytes keep their order (§6.1), ${io}`, async (t) => {
+      const { client, dir } = await ready(t, { syncFileIo });
+      const block = 32768;
+      writeFileSync(join(dir, 'f'), Buffer.alloc(2 * block, 1));
+      const handle = await openFile(client, 'f', FXF.READ | FXF.WRITE);
+      const calls = spyOnReads(t);
+      const read = (offset: number) => ({ type: FXP.READ, body: (w: Writer) => w.string(handle).uint64(BigInt(offset)).uint32(block) });
+      const replies = await client.requestsTogether([
+        read(0),
+        read(block),
+        { type: FXP.WRITE, body: (w: Writer) => w.string(handle).uint64(0n).string(Buffer.alloc(block, 2)) },
+        read(0),
+      ]);
+      assert.deepEqual(calls.readv, [2]);
+      assert.ok(dataOf(replies[0]!).equals(Buffer.alloc(block, 1)));
+      assert.ok(dataOf(replies[1]!).equals(Buffer.alloc(block, 1)));
+      assert.equal(status(replies[2]!).code, FX.OK);
+      assert.ok(dataOf(replies[3]!).equals(Buffer.alloc(block, 2)), 'the READ after the WRITE sees it');
     });
 
     test(`non-overlapping WRITEs of a large upload all land, replies carry their ids, ${io}`, async (t) => {
