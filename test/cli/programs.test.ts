@@ -19,6 +19,7 @@ import type { OpenSshFixture, SshdListening } from '../helpers/openssh.js';
 
 const TSSH = resolve('dist/bin/tssh.js');
 const NO_DNS = resolve('dist/test/helpers/no-dns.js');
+const NODELAY_SPY = resolve('dist/test/helpers/nodelay-spy.js');
 const node = process.execPath;
 
 /** Send `payload` through host:port (or a Unix socket, or a SOCKS5 proxy to 127.0.0.1:socksTo) and collect the echo; retried while the forward is being set up. */
@@ -252,7 +253,8 @@ describe('tssh as ssh is used', () => {
 
   async function startPeers(): Promise<void> {
     sshd ??= await lab.spawnSshdListening(lab.sshdConfig({ extra: ['SetEnv SHLVL=1'] }));
-    tsshd ??= await startTsshd(lab, []);
+    // With the spy (nodelay-spy.ts) that logs which sockets get TCP_NODELAY; it changes nothing else.
+    tsshd ??= await startTsshd(lab, [], [], [], { nodeArgs: ['--import', NODELAY_SPY], env: { TSSH_NODELAY_LOG: lab.path('tsshd-nodelay.log') } });
   }
 
   function writeConfig(): string {
@@ -395,7 +397,7 @@ describe('tssh as ssh is used', () => {
     assert.equal(viaTsshd.stdout, 'through-tsshd\n');
   });
 
-  test('tssh -N with -L, -R, -D and Unix-socket -R and -L carries real traffic, byte-exact, through sshd and tsshd', async (t) => {
+  test('tssh -N with -L, -R, -D and Unix-socket -R and -L carries real traffic, byte-exact, through sshd and tsshd; TCP_NODELAY on the forwarded TCP ports, as OpenSSH', async (t) => {
     if (!havePeers(t, 'sshd', 'ssh-keygen')) return;
     await startPeers();
     const config = writeConfig();
@@ -415,7 +417,9 @@ describe('tssh as ssh is used', () => {
       const [l, r, d] = [await freePort(), await freePort(), await freePort()];
       const remoteSocket = lab.path(`remote-${host}.sock`);
       const localSocket = lab.path(`local-${host}.sock`);
+      const nodelayLog = lab.path(`tssh-nodelay-${host}.log`);
       const child = spawn(node, [
+        '--import', NODELAY_SPY,
         TSSH, '-F', config, '-N',
         '-L', `${l}:127.0.0.1:${echoPort}`,
         '-R', `${r}:127.0.0.1:${echoPort}`,
@@ -423,7 +427,7 @@ describe('tssh as ssh is used', () => {
         '-R', `${remoteSocket}:${unixTarget}`,
         '-L', `${localSocket}:${unixTarget}`,
         host,
-      ], { stdio: ['ignore', 'ignore', 'pipe'] });
+      ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TSSH_NODELAY_LOG: nodelayLog } });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       try {
@@ -437,6 +441,11 @@ describe('tssh as ssh is used', () => {
         assert.ok(viaLocalUnix.equals(payload), `${host} -L unix: ${stderr}`);
         const viaSocks = await retryExchange({ port: d, socksTo: echoPort }, payload);
         assert.ok(viaSocks.equals(payload), `${host} -D: ${stderr}`);
+        // Connections accepted on the -L port (tssh) and on the -R port (tsshd) had Nagle turned off.
+        const localPorts = (file: string): string[] => readFileSync(file, 'utf8').split('\n').map((line) => line.split(' ')[0]!);
+        assert.ok(localPorts(nodelayLog).includes(String(l)), `tssh -L port ${l}: ${localPorts(nodelayLog).join(',')}`);
+        assert.ok(localPorts(nodelayLog).includes(String(d)), `tssh -D port ${d}`);
+        if (host === 'tsshd-box') assert.ok(localPorts(lab.path('tsshd-nodelay.log')).includes(String(r)), `tsshd -R port ${r}`);
       } finally {
         child.kill('SIGTERM');
       }

@@ -216,7 +216,13 @@ let tsshdCount = 0;
  * `node dist/src/cli/tsshd.js -f CONFIG -e -D [args]`; resolves once it listens. Retries on another
  * free port if the port was taken in between.
  */
-export async function startTsshd(lab: OpenSshFixture, lines: readonly string[], args: readonly string[] = [], trailing: readonly string[] = []): Promise<Tsshd> {
+export async function startTsshd(
+  lab: OpenSshFixture,
+  lines: readonly string[],
+  args: readonly string[] = [],
+  trailing: readonly string[] = [],
+  options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<Tsshd> {
   if (!existsSync(TSSHD)) throw new Error(`${TSSHD} is missing: build first (npx tsc -p .)`);
   tsshdCount += 1;
   const config = lab.path(`tsshd_config.${tsshdCount}`);
@@ -238,7 +244,7 @@ export async function startTsshd(lab: OpenSshFixture, lines: readonly string[], 
       ...trailing,
     ].join('\n');
     writeFileSync(config, `${text}\n`);
-    const c = spawnTracked(process.execPath, [TSSHD, '-f', config, '-e', '-D', ...args]);
+    const c = spawnTracked(process.execPath, [...(options.nodeArgs ?? []), TSSHD, '-f', config, '-e', '-D', ...args], options.env && { ...process.env, ...options.env });
     let gone = false;
     void c.exited.then(() => (gone = true));
     const started = Date.now();

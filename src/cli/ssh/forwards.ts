@@ -87,6 +87,8 @@ export class ForwardManager {
     const open = (): Promise<Duplex> =>
       'path' in target ? this.client.forwardOutStreamLocal(target.path) : this.client.forwardOut(target.host ?? 'localhost', target.port);
     const server = createNetServer({ allowHalfOpen: true }, (socket) => {
+      // As ssh does for a forwarded TCP port: what the application writes goes at once.
+      if (!('path' in forward.listen)) socket.setNoDelay(true);
       this.track(socket, `direct-tcpip: listening on ${key} for ${describe(target)}, from ${socket.remoteAddress ?? 'a socket'}${socket.remotePort ? `:${socket.remotePort}` : ''}`);
       open().then((stream) => joinStreams(socket, stream), () => socket.destroy());
     });

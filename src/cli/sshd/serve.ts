@@ -438,6 +438,8 @@ function onTcpipForward(this: ServerConnection, request: RemoteForwardRequest, a
   }
   const host = gatewayAddress(settings.gatewayPorts, request.address);
   const listener = createNetServer({ allowHalfOpen: true }, (socket) => {
+    // As sshd does for a remote-forwarded port: small writes are not held for an ACK (Nagle).
+    socket.setNoDelay(true);
     const bound = (listener.address() as AddressInfo).port;
     connection
       .openForwardedTcpip(request.address, bound, socket.remoteAddress ?? '', socket.remotePort ?? 0)
