@@ -372,28 +372,30 @@ export class SshClient extends EventEmitter<ClientEvents> {
       const givenKnownHosts = options.knownHosts;
       const ask = givenKnownHosts?.ask;
       const knownHosts = knownHostsVerifier(givenKnownHosts && { ...givenKnownHosts, ask: ask && untimed(ask) }, host, port, address);
-      // Keys given in memory are known at once, and the first may then go before `none` (AuthClient.start).
-      // So are key files without a passphrase when no agent comes first: they are read while the key
-      // exchange runs. Otherwise (an agent's list; a file that wants a passphrase, which a server
-      // without publickey should never make anyone type) they load only if publickey is tried.
+      // When every identity is known by the time authentication starts, the first goes before
+      // `none` (AuthClient.start). Keys given in memory are known at once; while the key exchange
+      // runs, key files are read if none of them wants a passphrase, and the agent is asked for its
+      // list. Otherwise (a file that wants a passphrase, which a server without publickey should
+      // never make anyone type) everything loads only if publickey is tried, after `none`.
       const files = options.privateKeyFiles ?? [];
-      let preloaded: ClientIdentity[] | undefined = files.length === 0 ? [] : undefined;
-      if (options.agent === undefined && files.length > 0 && (options.authMethods?.[0] ?? 'publickey') === 'publickey') {
-        keyFilesWithoutPassphrase(files).then(
-          (loaded) => (preloaded = loaded),
-          () => {},
-        );
+      const publicKeyFirst = (options.authMethods?.[0] ?? 'publickey') === 'publickey';
+      let preloadedFiles: ClientIdentity[] | undefined = files.length === 0 ? [] : undefined;
+      let preloadedAgent: ClientIdentity[] | undefined = options.agent === undefined ? [] : undefined;
+      const agentList = publicKeyFirst && options.agent !== undefined ? agentIdentities(options.agent, options.debug) : undefined;
+      if (publicKeyFirst) {
+        if (files.length > 0) keyFilesWithoutPassphrase(files).then((loaded) => (preloadedFiles = loaded), () => {});
+        void agentList?.then((loaded) => (preloadedAgent = loaded));
       }
-      const inMemory = (fromFiles: readonly ClientIdentity[]): ClientIdentity[] => [
-        ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
-        ...fromFiles,
-        ...(options.identities ?? []),
-      ];
       const identities = (): ClientAuthOptions['identities'] =>
-        options.agent === undefined && preloaded !== undefined
-          ? inMemory(preloaded)
+        preloadedAgent !== undefined && preloadedFiles !== undefined
+          ? [
+              ...preloadedAgent,
+              ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
+              ...preloadedFiles,
+              ...(options.identities ?? []),
+            ]
           : async (): Promise<ClientIdentity[]> => [
-              ...(await agentIdentities(options.agent, options.debug)),
+              ...(await (agentList ?? agentIdentities(options.agent, options.debug))),
               ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
               ...(await keyFileIdentities(options.privateKeyFiles ?? [], typeof passphrase === 'function' ? untimed(passphrase) : passphrase, options.debug)),
               ...(options.identities ?? []),

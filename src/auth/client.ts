@@ -139,16 +139,16 @@ export class AuthClient {
 
   /**
    * Start with `none`, which tells us the methods the server accepts (RFC 4252 §5.2); or, when
-   * publickey comes first and the first identity is a key in this process, given as such (a list,
-   * not a loader that might read files and ask for passphrases), with that key's signed request at
-   * once: a failure lists the methods just as `none` would, and a success saves a round trip and
-   * the server a request. `none` is then tried last, once, before giving up (a server may accept
-   * it when no key does).
+   * publickey comes first and the identities are given as a list (not a loader that might read
+   * files and ask for passphrases), with the first key at once: signed if it is in this process,
+   * else (an agent's) the query whether the server would take it. A failure lists the methods
+   * just as `none` would, and a success saves a round trip and the server a request. `none` is
+   * then tried last, once, before giving up (a server may accept it when no key does).
    */
   start(): void {
     const source = this.options.identities;
     const first = Array.isArray(source) ? source[0] : undefined;
-    if (this.order[0] !== METHOD_PUBLICKEY || first?.local !== true || !this.chooseAlgorithm(first.publicKey)) {
+    if (this.order[0] !== METHOD_PUBLICKEY || !first || !this.chooseAlgorithm(first.publicKey)) {
       this.sendNone();
       return;
     }

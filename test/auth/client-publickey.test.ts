@@ -34,14 +34,15 @@ async function identity(name: string, local: boolean, failSigning = false, type:
   return id;
 }
 
-function run(identities: ClientIdentity[]): { sent: Sent[]; client: AuthClient; outcome: Promise<string>; nextSend(): Promise<Sent> } {
+/** `loader`: the identities come from a function, as when a key file wants a passphrase. */
+function run(identities: ClientIdentity[], loader = false): { sent: Sent[]; client: AuthClient; outcome: Promise<string>; nextSend(): Promise<Sent> } {
   const sent: Sent[] = [];
   const names = new Map(identities.map((i) => [i.publicKey.blob.toString('hex'), i.source]));
   let wake: (() => void) | undefined;
   let settle!: (value: string) => void;
   const outcome = new Promise<string>((resolve) => (settle = resolve));
   const client = new AuthClient(
-    { user: 'alice', sessionId: Buffer.alloc(32, 1), identities },
+    { user: 'alice', sessionId: Buffer.alloc(32, 1), identities: loader ? async () => identities : identities },
     {
       send: (payload) => {
         const request = UserauthRequest.decode(payload);
@@ -139,9 +140,24 @@ describe('client publickey authentication', () => {
     assert.equal(await outcome, 'success');
   });
 
-  test('only keys held elsewhere (an agent): none first, as OpenSSH', async () => {
+  test('only keys held elsewhere (an agent), listed before authentication: the first is queried at once, before none', async () => {
     const agent = await identity('agent', false);
-    const { client, outcome, nextSend } = run([agent]);
+    const other = await identity('other', false);
+    const { client, outcome, nextSend } = run([agent, other]);
+    client.start();
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: false, key: 'agent' });
+    client.receive(failure('publickey', 'password'));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: false, key: 'other' });
+    client.receive(UserauthPkOk.encode({ algorithm: 'ssh-ed25519', publicKey: other.publicKey.blob }));
+    assert.deepEqual(await nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'other' });
+    assert.equal(agent.signed + other.signed, 1, 'only the key the server takes is signed');
+    client.receive(success);
+    assert.equal(await outcome, 'success');
+  });
+
+  test('identities that load only when publickey is tried (a loader): none first, as OpenSSH', async () => {
+    const agent = await identity('agent', false);
+    const { client, outcome, nextSend } = run([agent], true);
     client.start();
     assert.deepEqual(await nextSend(), { method: METHOD_NONE });
     client.receive(failure('publickey'));

@@ -333,6 +333,10 @@ describe('our client logs in to sshd through a real ssh-agent', { timeout: 120_0
     assert.match(offered[1]!, / ecdsa-sha2-nistp384$/);
     const log = await sshdLogShows(sshd!, acceptedLine('publickey', lab!.user, ecdsa), since);
     assert.match(log, new RegExp(`Failed publickey for ${escapeRegExp(lab!.user)} from 127\\.0\\.0\\.1 port \\d+ ssh2: ED25519 ${escapeRegExp(stranger!.fingerprint)}`));
+    // The agent's list was read during the key exchange, so the first key's query went first, not
+    // `none`: a query for each key, then the signed request for the one sshd takes.
+    const methods = [...log.matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
+    assert.deepEqual(methods, Array(3).fill('publickey-hostbound-v00@openssh.com'), log);
   });
 
   test('an agent socket where no agent runs: the debug log says so and the key files are used instead', { timeout: CASE_TIMEOUT_MS }, async (t) => {
