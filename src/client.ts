@@ -194,9 +194,8 @@ function identityFromKey(key: SshPrivateKey): ClientIdentity {
   };
 }
 
-async function agentIdentities(agent: string | SshAgent | undefined, debug?: (line: string) => void): Promise<ClientIdentity[]> {
-  if (agent === undefined) return [];
-  const client: SshAgent = typeof agent === 'string' ? new AgentClient({ socketPath: agent }) : agent;
+async function agentIdentities(client: SshAgent | undefined, debug?: (line: string) => void): Promise<ClientIdentity[]> {
+  if (client === undefined) return [];
   try {
     const list = await client.listIdentities();
     return list.map((identity) => ({
@@ -323,11 +322,17 @@ export class SshClient extends EventEmitter<ClientEvents> {
     const host = options.host ?? 'localhost';
     const port = options.port ?? 22;
     return new Promise<SshClient>((resolve, reject) => {
+      // An agent given by its socket path: our connection to it (opened on first use), closed once
+      // authentication is over.
+      const ownAgent = typeof options.agent === 'string' ? new AgentClient({ socketPath: options.agent }) : undefined;
+      const agent = ownAgent ?? (options.agent as SshAgent | undefined);
       let settled = false;
       const finish = (error?: SshError | Error): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        // Authentication is over: our keys sign nothing more on this connection.
+        void ownAgent?.close();
         options.signal?.removeEventListener('abort', onAbort);
         if (error) {
           this.endpoint?.disconnect(DisconnectReason.BY_APPLICATION, error.message);
@@ -381,7 +386,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
       const publicKeyFirst = (options.authMethods?.[0] ?? 'publickey') === 'publickey';
       let preloadedFiles: ClientIdentity[] | undefined = files.length === 0 ? [] : undefined;
       let preloadedAgent: ClientIdentity[] | undefined = options.agent === undefined ? [] : undefined;
-      const agentList = publicKeyFirst && options.agent !== undefined ? agentIdentities(options.agent, options.debug) : undefined;
+      const agentList = publicKeyFirst && agent !== undefined ? agentIdentities(agent, options.debug) : undefined;
       if (publicKeyFirst) {
         if (files.length > 0) keyFilesWithoutPassphrase(files).then((loaded) => (preloadedFiles = loaded), () => {});
         void agentList?.then((loaded) => (preloadedAgent = loaded));
@@ -395,7 +400,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
               ...(options.identities ?? []),
             ]
           : async (): Promise<ClientIdentity[]> => [
-              ...(await (agentList ?? agentIdentities(options.agent, options.debug))),
+              ...(await (agentList ?? agentIdentities(agent, options.debug))),
               ...(options.privateKeys ?? []).map((key) => identityFromKey(key)),
               ...(await keyFileIdentities(options.privateKeyFiles ?? [], typeof passphrase === 'function' ? untimed(passphrase) : passphrase, options.debug)),
               ...(options.identities ?? []),

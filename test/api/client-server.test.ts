@@ -9,6 +9,8 @@ import { SshError } from '../../src/errors.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { AgentServer, InMemoryAgent } from '../../src/keys/agent.js';
 
 let keysPromise: Promise<{ host: SshPrivateKey; alice: SshPrivateKey; stranger: SshPrivateKey; rsa: SshPrivateKey }> | undefined;
 function keys() {
@@ -195,6 +197,36 @@ describe('our client and our server over TCP', () => {
     const client = await connect({ ...(await baseOptions(port)), privateKeys: [refused, k.rsa], debug: (l) => lines.push(l) });
     assert.equal(offeredBeforeAccept(lines), true);
     assert.ok(lines.some((l) => /Offering public key: .* rsa-sha2-512/.test(l)), lines.join('\n'));
+    await client.end();
+  });
+
+  test('an agent given by its socket path: its first key is queried before none, and our connection to it is closed once authentication is over', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const dir = await mkdtemp(join(tmpdir(), 'tssh-agent-'));
+    const agentSockets = new Set<Socket>();
+    let connections = 0;
+    const agent = new AgentServer(new InMemoryAgent([{ key: k.alice, comment: 'alice' }]));
+    const listener = createNetServer((socket) => {
+      connections++;
+      agentSockets.add(socket);
+      socket.once('close', () => agentSockets.delete(socket));
+      void agent.serve(socket);
+    });
+    await new Promise<void>((resolve) => listener.listen(join(dir, 'agent.sock'), resolve));
+    t.after(async () => {
+      for (const socket of agentSockets) socket.destroy();
+      await new Promise((resolve) => listener.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    });
+    const lines: string[] = [];
+    const client = await connect({ ...(await baseOptions(port)), agent: join(dir, 'agent.sock'), debug: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => l.startsWith('Offering public key: agent: alice')), lines.join('\n'));
+    assert.ok(!lines.some((l) => l.startsWith('Authentications that can continue')), 'no none before the key');
+    for (let i = 0; i < 100 && agentSockets.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(connections, 1, 'one connection to the agent');
+    assert.equal(agentSockets.size, 0, 'closed after authentication');
+    assert.equal((await client.exec('echo still here')).stdout.toString(), 'still here\n');
     await client.end();
   });
 
