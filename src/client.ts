@@ -468,11 +468,12 @@ export class SshClient extends EventEmitter<ClientEvents> {
             // delayed compression (zlib@openssh.com): the IGNORE sent when the accept arrives
             // could cross the server's USERAUTH_SUCCESS, after which the server expects only
             // compressed packets.
-            const first = identities();
             const delayedCompression = [info.algorithms.compressionClientToServer, info.algorithms.compressionServerToClient].some(
               (name) => compressionAlgorithms.all.get(name)?.delayed === true,
             );
-            if (options.pipelineAuthentication !== false && !delayedCompression && AuthClient.startsWithLocalKey(options.authMethods, first)) startAuth(first);
+            if (options.pipelineAuthentication === false || delayedCompression) return;
+            const first = identities();
+            if (AuthClient.startsWithLocalKey(options.authMethods, first)) startAuth(first);
           },
           serviceAccepted: (service) => {
             if (service !== 'ssh-userauth') return;

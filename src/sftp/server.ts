@@ -226,10 +226,11 @@ export class SftpServer extends EventEmitter {
   private readonly queue: Request[] = [];
   private queuedBytes = 0;
   private readonly active = new Set<Span>();
-  /** Started requests whose reply has not been sent: undefined while running, then the reply. */
-  private readonly started = new Map<number, Buffer | undefined>();
-  /** What each started request counts toward `startedBytes`, until its reply is sent. */
-  private readonly weights = new Map<number, number>();
+  /**
+   * Started requests whose reply has not been sent, by arrival order: what each counts toward
+   * `startedBytes`, and its reply once it has one.
+   */
+  private readonly started = new Map<number, { readonly weight: number; reply?: Buffer }>();
   /** Requests started and not yet finished. */
   private running = 0;
   /** Bytes of the READs and WRITEs started and not yet answered (see `concurrency`). */
@@ -507,10 +508,9 @@ export class SftpServer extends EventEmitter {
   /** Starts `request`, whose reply is `given` when the caller already started the work (a batch). */
   private run(request: Request, span: Span | undefined, given?: Promise<Buffer>): void {
     this.running++;
-    this.started.set(request.seq, undefined);
-    const weight = request.io?.length ?? 0;
-    this.startedBytes += weight;
-    this.weights.set(request.seq, weight);
+    const entry: { readonly weight: number; reply?: Buffer } = { weight: request.io?.length ?? 0 };
+    this.started.set(request.seq, entry);
+    this.startedBytes += entry.weight;
     let reply: Promise<Buffer>;
     if (given) reply = given;
     else {
@@ -531,13 +531,12 @@ export class SftpServer extends EventEmitter {
         if (span) this.active.delete(span);
         if (!request.io) this.barrierRunning = false;
         if (this.stopped) return;
-        this.started.set(request.seq, packet);
+        entry.reply = packet;
         // Send every reply that no earlier one is still waiting for.
-        for (let ready = this.started.get(this.nextToSend); ready !== undefined; ready = this.started.get(this.nextToSend)) {
-          this.startedBytes -= this.weights.get(this.nextToSend)!;
-          this.weights.delete(this.nextToSend);
+        for (let ready = this.started.get(this.nextToSend); ready?.reply !== undefined; ready = this.started.get(this.nextToSend)) {
+          this.startedBytes -= ready.weight;
           this.started.delete(this.nextToSend++);
-          this.send(ready);
+          this.send(ready.reply);
         }
         this.pump();
       });
