@@ -218,7 +218,12 @@ function spansConflict(a: Span, b: Span): boolean {
   if (!a.write && !b.write) return false;
   // An append writes wherever the end of the file is at that moment: it overlaps everything.
   if (a.append || b.append) return true;
-  return a.start < b.end && b.start < a.end;
+  if (a.write && b.write) return a.start < b.end && b.start < a.end;
+  // A READ and a WRITE. The WRITE may also move the end of the file, which a READ that reaches it
+  // sees (it gets fewer bytes, or EOF): only a WRITE that ends at or before the READ's first byte
+  // can change nothing the READ returns, whichever runs first.
+  const [read, write] = a.write ? [b, a] : [a, b];
+  return read.start < write.end;
 }
 
 export class SftpServer extends EventEmitter {
