@@ -493,7 +493,7 @@ describe('the server', () => {
       assert.equal(calls.read, 2 + 1 + 1);
     });
 
-    test(`random runs of adjacent READs and WRITEs sent together answer as a serial server would (a model of the file), ${io}`, async (t) => {
+    test(`random runs of adjacent READs and WRITEs through two handles, with truncations and FSTATs, sent together answer as a serial server would (a model of the file), ${io}`, async (t) => {
       const { client, dir } = await ready(t, { syncFileIo });
       const calls = spyOnReads(t);
       // A small deterministic generator (xorshift32), so a failure can be replayed.
@@ -505,20 +505,32 @@ describe('the server', () => {
         return (state >>> 0) % n;
       };
       const sizes = [1000, 4096, 32768, 40000];
-      for (let round = 0; round < 12; round++) {
+      for (let round = 0; round < 20; round++) {
         const initial = patternBytes(`round ${round}`, random(6) * 30000 + random(30000));
         writeFileSync(join(dir, 'm'), initial);
         let model = Buffer.from(initial);
-        const handle = await openFile(client, 'm', FXF.READ | FXF.WRITE);
+        // Two handles to the one file: requests through either relate to the same file (§6.1).
+        const handles = [await openFile(client, 'm', FXF.READ | FXF.WRITE), await openFile(client, 'm', FXF.READ | FXF.WRITE)];
         const requests: { type: number; body: (w: Writer) => void }[] = [];
-        const expected: (Buffer | 'EOF' | 'OK')[] = [];
+        const expected: (Buffer | 'EOF' | 'OK' | bigint)[] = [];
         let offset = 0;
         for (let k = 0; k < 40; k++) {
-          // Mostly the next block of a run; now and then a jump, a step back, or a write.
+          // Mostly the next block of a run; now and then a jump, a step back, a write, a
+          // truncation or an FSTAT (barriers: everything before them finishes first).
           if (random(6) === 0) offset = random(model.length + 50000);
           const length = sizes[random(sizes.length)]!;
           const at = offset;
-          if (random(5) === 0) {
+          const handle = handles[random(4) === 0 ? 1 : 0]!;
+          const choice = random(20);
+          if (choice === 0) {
+            const size = random(model.length + 1);
+            requests.push({ type: FXP.FSETSTAT, body: (w) => encodeAttrs(w.string(handle), { size: BigInt(size) }) });
+            model = Buffer.from(model.subarray(0, size));
+            expected.push('OK');
+          } else if (choice === 1) {
+            requests.push({ type: FXP.FSTAT, body: (w) => w.string(handle) });
+            expected.push(BigInt(model.length));
+          } else if (choice < 6) {
             const data = patternBytes(`round ${round} write ${k}`, length);
             requests.push({ type: FXP.WRITE, body: (w) => w.string(handle).uint64(BigInt(at)).string(data) });
             if (at + length > model.length) model = Buffer.concat([model, Buffer.alloc(at + length - model.length)]);
@@ -535,13 +547,14 @@ describe('the server', () => {
           const want = expected[k]!;
           if (want === 'EOF') assert.equal(status(reply).code, FX.EOF, `round ${round} request ${k}`);
           else if (want === 'OK') assert.equal(status(reply).code, FX.OK, `round ${round} request ${k}`);
+          else if (typeof want === 'bigint') assert.equal(attrsOf(reply).size, want, `round ${round} request ${k}: FSTAT`);
           else {
             assert.equal(reply.type, FXP.DATA, `round ${round} request ${k}: ${reply.type === FXP.STATUS ? JSON.stringify(status(reply)) : reply.type}, expected ${want.length} bytes`);
             const data = dataOf(reply);
             assert.ok(data.equals(want), `round ${round} request ${k}: ${data.length} bytes, expected ${want.length}`);
           }
         });
-        await client.request(FXP.CLOSE, (w) => w.string(handle));
+        for (const handle of handles) await client.request(FXP.CLOSE, (w) => w.string(handle));
         assert.ok(readFileSync(join(dir, 'm')).equals(model), `round ${round}: the file`);
       }
       assert.ok(calls.readv.length > 0, 'some READs were batched');
