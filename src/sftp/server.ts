@@ -7,8 +7,10 @@
  * Ordering (§6.1): requests that relate to the same file must behave as if run one at a time.
  * Every request other than READ and WRITE is a barrier: it starts once all earlier requests have
  * finished, and later ones wait for it. READs and WRITEs between barriers run concurrently (a
- * few at a time) unless they touch overlapping bytes of the same file with at least one of them
- * a write (or an append): those keep their order.
+ * few at a time) unless one could change what the other does, and those keep their order: two
+ * WRITEs of overlapping bytes of the same file, a READ and a WRITE of the same file unless the
+ * WRITE ends before the READ's first byte (a WRITE moves the end of the file, which a READ that
+ * reaches it sees), and an append with anything of its file (spansConflict).
  *
  * Replies go out in request order, each with its request's id. §7 would allow any order, but
  * OpenSSH's sftp client of 9.2 truncates an in-place upload (what scp does in SFTP mode) at the
