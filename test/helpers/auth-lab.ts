@@ -213,8 +213,9 @@ let tsshdCount = 0;
 /**
  * Writes a tsshd config (the lab's three host keys, its authorized_keys, StrictModes no,
  * `SetEnv SHLVL=1`, Port and ListenAddress 127.0.0.1, then `lines`, then `trailing`: Match blocks) and runs
- * `node dist/src/cli/tsshd.js -f CONFIG -e -D [args]`; resolves once it listens. Retries on another
- * free port if the port was taken in between.
+ * `node [options.nodeArgs] dist/src/cli/tsshd.js -f CONFIG -e -D [args]` (with options.env added to
+ * the environment); resolves once it listens. Retries on another free port if the port was taken
+ * in between.
  */
 export async function startTsshd(
   lab: OpenSshFixture,

@@ -287,9 +287,9 @@ function isFileOrDevice(fd: number): boolean {
 /**
  * Our stdout when it is a file or a device such as /dev/null (not a terminal, pipe or socket).
  * Node writes such a stdout synchronously, one write(2) per chunk, and a chunk is one SSH packet
- * (32 KiB at most from sshd): a download to a file made 32,768 system calls per GiB or more. gather() corks the stream until
- * the end of this turn of the event loop, so the packets opened from one read of the connection
- * (up to 256 KiB) go out in one writev(2).
+ * (32 KiB at most from sshd): a download to a file made 32,768 system calls per GiB or more.
+ * gather() corks the stream until the end of this turn of the event loop, so the packets opened
+ * from one read of the connection (up to 256 KiB) go out in one writev(2).
  */
 class FileOutput extends Writable {
   constructor(private readonly fd: number) {
