@@ -13,13 +13,18 @@
  *
  * When tsshd is not root, every session is ours anyway: the server runs in tsshd's own process,
  * saving a Node start per session; except with -u, because a umask belongs to a whole process.
+ * The same when tsshd as root serves root with tsshd's own groups (users.ts sharesCredentials):
+ * the child would have the very credentials tsshd has, so the kernel would decide nothing
+ * differently, and it costs a Node start (about 60 ms) before the first reply. What is given up is
+ * the fault isolation, which the in-process server must not need anyway: it serves every session
+ * of a tsshd not run by root.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerSession } from '../server-session.js';
-import { deliverOutput, feedStdin, readSessionOutput, type SessionContext } from '../cli/sshd/session-runner.js';
+import { deliverOutput, feedStdin, mustSwitchUser, readSessionOutput, type SessionContext } from '../cli/sshd/session-runner.js';
 import type { Logger } from '../cli/sshd/log.js';
 import { SftpServer } from './server.js';
 
@@ -111,7 +116,7 @@ export function parseInternalSftp(command: string, user: { name: string; home: s
 
 /**
  * Serves the session with the SFTP server: in a child as the user when tsshd switches users (or
- * for -u), else in process. The session ends with the server's exit status.
+ * for -u, or confined), else in process. The session ends with the server's exit status.
  */
 export function startInternalSftp(session: ServerSession, context: SessionContext, command: string, log: Logger): void {
   const { user } = context;
@@ -128,8 +133,11 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
   // In a chroot the child finds out whether the home exists inside it (it can look only there).
   const home = root !== undefined || existsSync(user.home) ? user.home : '/';
   const cwd = options.startDirectory ?? home;
-  log.info(`internal-sftp session for ${user.name} (${context.switchUser ? `as uid ${user.uid} in a child process` : 'in process'}${root !== undefined ? `, confined to ${root}` : ''})`);
-  if (context.switchUser || options.umask !== undefined || root !== undefined) {
+  const switchUser = mustSwitchUser(context);
+  const inChild = switchUser || options.umask !== undefined || root !== undefined;
+  const where = switchUser ? `as uid ${user.uid} in a child process` : inChild ? 'in a child process' : 'in process';
+  log.info(`internal-sftp session for ${user.name} (${where}${root !== undefined ? `, confined to ${root}` : ''})`);
+  if (inChild) {
     try {
       runChild(session, context, { root, cwd, home, readOnly: options.readOnly, umask: options.umask }, log);
     } catch (error) {
@@ -177,11 +185,12 @@ function runChild(session: ServerSession, context: SessionContext, config: SftpC
   const childCwd = config.root !== undefined || !existsSync(config.home) ? '/' : config.home;
   const stdio: StdioOptions = 'pipe';
   let child: ChildProcess;
-  if (context.switchUser && existsSync(SETPRIV)) {
+  const switchUser = mustSwitchUser(context);
+  if (switchUser && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
     child = spawn(SETPRIV, [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', node, ...args], { cwd: childCwd, env, stdio });
   } else {
-    child = spawn(node, args, { cwd: childCwd, env, stdio, ...(context.switchUser ? { uid: user.uid, gid: user.gid } : {}) });
+    child = spawn(node, args, { cwd: childCwd, env, stdio, ...(switchUser ? { uid: user.uid, gid: user.gid } : {}) });
   }
   let outputOpen = true;
   let exit: number | undefined;

@@ -25,6 +25,12 @@ export interface SessionContext {
   readonly user: SystemUser;
   /** Switch to `user` (we run as root); otherwise run as ourselves. */
   readonly switchUser: boolean;
+  /**
+   * The user's processes would get exactly our credentials (users.ts sharesCredentials: root
+   * serving root), so commands and internal-sftp skip the switch. A terminal's session still
+   * goes through it, as it also gives the terminal to the user (pty.ts).
+   */
+  readonly ownCredentials?: boolean;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
@@ -40,6 +46,11 @@ export interface SessionContext {
   readonly chroot?: string;
   /** PrintMotd: the file to show before an interactive login shell (pty sessions only). */
   readonly motd?: string;
+}
+
+/** Whether the session's processes must take the user's credentials (not needed when they are ours). */
+export function mustSwitchUser(context: SessionContext): boolean {
+  return context.switchUser && context.ownCredentials !== true;
 }
 
 /** The environment sshd gives a session (session.c do_setup_env). */
@@ -76,7 +87,7 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
  * the command can open /dev/stderr, as under sshd), the rest through Node's sockets.
  */
 export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
-  const pipe = takeStderrPipe(context.switchUser ? context.user : undefined);
+  const pipe = takeStderrPipe(mustSwitchUser(context) ? context.user : undefined);
   const child = startChild(session, context, command, pipe ? ['pipe', 'pipe', pipe.child] : 'pipe');
   if (pipe) closeAll([pipe.child]); // the child has its own copy: ours must go, or no EOF comes
   if (!child) {
@@ -117,7 +128,7 @@ function startChild(session: ServerSession, context: SessionContext, command: st
       return undefined;
     }
     child = spawn(command.file, command.args, { cwd: '/', env: command.env, stdio });
-  } else if (context.switchUser && existsSync(SETPRIV)) {
+  } else if (mustSwitchUser(context) && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
     // It runs as root: variables that would steer it reach the shell only through env(1), after
     // the privileges are dropped.
@@ -134,7 +145,7 @@ function startChild(session: ServerSession, context: SessionContext, command: st
       env,
       stdio,
       argv0,
-      ...(context.switchUser ? { uid: context.user.uid, gid: context.user.gid } : {}),
+      ...(mustSwitchUser(context) ? { uid: context.user.uid, gid: context.user.gid } : {}),
     });
   }
   return child;

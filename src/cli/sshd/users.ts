@@ -3,7 +3,7 @@
  * supplementary groups. Node has no getpwnam(3); `getent` asks NSS the same way the C library
  * does (so LDAP or sssd users work too), and `id -G` gives the group list.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { readFileSync, statSync } from 'node:fs';
 
@@ -105,4 +105,42 @@ export function currentUser(): SystemUser {
 
 export function runningAsRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/** How long an answer of sharesCredentials() is trusted while /etc/group keeps its mtime. */
+const CREDENTIALS_TTL_MS = 60_000;
+const credentialAnswers = new Map<string, { readonly checkedAt: number; readonly groupMtimeMs: number; readonly answer: Promise<boolean> }>();
+
+/**
+ * Whether a process started for `user` may simply keep this process's credentials, because
+ * setpriv would set exactly these again: the real and effective uid and gid are the user's, and
+ * this process's groups are the ones initgroups(3) gives the user (`id -G`, which asks NSS as
+ * setpriv does). The effective gid counts as one of the groups on both sides, as the kernel counts
+ * it in every permission check. In practice: tsshd run by root, serving root. The answer is kept
+ * for a minute while /etc/group is unchanged; anything unclear answers false (switch as usual).
+ */
+export function sharesCredentials(user: SystemUser): Promise<boolean> {
+  if (!process.getuid || !process.geteuid || !process.getgid || !process.getegid || !process.getgroups) return Promise.resolve(false);
+  if (process.getuid() !== user.uid || process.geteuid() !== user.uid || process.getgid() !== user.gid || process.getegid() !== user.gid) {
+    return Promise.resolve(false);
+  }
+  const ours = new Set([...process.getgroups(), process.getegid()]);
+  let groupMtimeMs = -1;
+  try {
+    groupMtimeMs = statSync('/etc/group').mtimeMs;
+  } catch {
+    // no /etc/group: NSS alone knows the groups; the minute still bounds the answer's age
+  }
+  const now = Date.now();
+  const known = credentialAnswers.get(user.name);
+  if (known && known.groupMtimeMs === groupMtimeMs && now - known.checkedAt < CREDENTIALS_TTL_MS) return known.answer;
+  const answer = new Promise<boolean>((resolve) => {
+    execFile('id', ['-G', '--', user.name], { encoding: 'utf8', timeout: 5000 }, (error, stdout) => {
+      const theirs = new Set(error ? [] : stdout.trim().split(/\s+/).map(Number));
+      theirs.add(user.gid);
+      resolve(!error && theirs.size === ours.size && [...theirs].every((id) => Number.isInteger(id) && ours.has(id)));
+    });
+  });
+  credentialAnswers.set(user.name, { checkedAt: now, groupMtimeMs, answer });
+  return answer;
 }

@@ -1,0 +1,130 @@
+/**
+ * tsshd run by root, serving root: when root's groups (initgroups) are the ones tsshd already
+ * has, a command starts without setpriv and internal-sftp runs in tsshd's process, since the
+ * switch would set the very same credentials again (users.ts sharesCredentials). The session must
+ * see exactly the credentials setpriv would have given it. Another user still goes through
+ * setpriv. Which programs tsshd starts is read from a preloaded spy (helpers/spawn-spy.ts).
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { userInfo } from 'node:os';
+import { havePeers, missingPeers, peerPath, peersRequired } from '../helpers/peers.js';
+import { canMakeSystemUsers, createLab, createSystemUser, run, startTsshd, type SystemUserHandle, type Tsshd } from '../helpers/auth-lab.js';
+import type { OpenSshFixture } from '../helpers/openssh.js';
+import { lookupUser, sharesCredentials } from '../../src/cli/sshd/users.js';
+import type { TestContext } from 'node:test';
+
+const SPAWN_SPY = resolve('dist/test/helpers/spawn-spy.js');
+const SETPRIV = '/usr/bin/setpriv';
+/** What a session's process reports about itself: uid, gid and its groups, sorted. */
+const CREDENTIALS = 'id -u; id -g; id -G | tr " " "\\n" | sort -n | tr "\\n" " "';
+
+/** Root, with setpriv to compare against; else skips (a failure under TSSH_REQUIRE_PEERS=1). */
+function rootWithSetpriv(t: TestContext): boolean {
+  let reason: string | undefined;
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) reason = 'needs root: tsshd switches users only as root';
+  else if (!existsSync(SETPRIV)) reason = `needs ${SETPRIV} (Debian package util-linux)`;
+  if (reason === undefined) return true;
+  if (peersRequired()) throw new Error(`${reason}; TSSH_REQUIRE_PEERS=1 forbids skipping`);
+  t.skip(reason);
+  return false;
+}
+
+/** The test's own view: do root's groups (id -G) equal this process's groups plus its egid? */
+function rootKeepsOurGroups(): boolean {
+  const theirs = new Set(spawnSync('id', ['-G', 'root'], { encoding: 'utf8' }).stdout.trim().split(/\s+/).map(Number));
+  theirs.add(0);
+  const ours = new Set([...process.getgroups!(), process.getegid!()]);
+  return theirs.size === ours.size && [...theirs].every((id) => ours.has(id));
+}
+
+/** The programs tsshd started since `since` lines of the spy's log. */
+function spawned(log: string, since = 0): string[][] {
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8').split('\n').filter(Boolean).slice(since).map((line) => JSON.parse(line) as string[]);
+}
+
+describe('tsshd as root serving root keeps its own credentials for commands and SFTP', () => {
+  let lab: OpenSshFixture | undefined;
+  let tsshd: Tsshd | undefined;
+  let other: SystemUserHandle | undefined;
+  let spyLog = '';
+
+  before(async () => {
+    if (typeof process.getuid !== 'function' || process.getuid() !== 0 || missingPeers('ssh') !== undefined) return;
+    lab = await createLab();
+    spyLog = lab.path('tsshd-spawn.log');
+    tsshd = await startTsshd(lab, ['Subsystem sftp internal-sftp', 'LogLevel VERBOSE'], [], [], {
+      nodeArgs: ['--import', SPAWN_SPY],
+      env: { TSSH_SPAWN_LOG: spyLog },
+    });
+  });
+  after(async () => {
+    await tsshd?.stop();
+    await other?.remove();
+    await lab?.cleanup();
+  });
+
+  test('sharesCredentials: true for root exactly when root\'s groups are ours; false for another user', async (t) => {
+    if (!rootWithSetpriv(t)) return;
+    assert.equal(await sharesCredentials(lookupUser('root')!), rootKeepsOurGroups());
+    const nobody = lookupUser('nobody');
+    if (nobody) assert.equal(await sharesCredentials(nobody), false);
+    // Same uid, another primary group: a different identity.
+    assert.equal(await sharesCredentials({ ...lookupUser('root')!, gid: 12345 }), false);
+  });
+
+  test('a command for root: setpriv only when root\'s groups differ from tsshd\'s, the same credentials either way', { timeout: 60_000 }, async (t) => {
+    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
+    const since = spawned(spyLog).length;
+    const result = await lab!.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd!.port, user: 'root' });
+    assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
+    const viaSetpriv = spawnSync(SETPRIV, ['--reuid=0', '--regid=0', '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
+    assert.equal(result.stdout, viaSetpriv.stdout);
+    const programs = spawned(spyLog, since);
+    const shell = lookupUser('root')!.shell;
+    const command = programs.find((argv) => argv.includes(CREDENTIALS));
+    assert.ok(command, `the command among ${JSON.stringify(programs)}`);
+    if (rootKeepsOurGroups()) assert.equal(command[0], shell, 'started directly');
+    else assert.equal(command[0], SETPRIV, 'started through setpriv');
+  });
+
+  test('SFTP for root runs in tsshd\'s process when the credentials are the same', { timeout: 60_000 }, async (t) => {
+    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
+    const since = spawned(spyLog).length;
+    const logSince = tsshd!.log().length;
+    const payload = lab!.path('payload.bin');
+    writeFileSync(payload, randomBytes(300_000));
+    const batch = lab!.path('sftp-batch');
+    writeFileSync(batch, `put ${payload} ${lab!.path('up.bin')}\nget ${lab!.path('up.bin')} ${lab!.path('back.bin')}\n`);
+    const sftp = join(dirname(peerPath('ssh')), 'sftp');
+    const result = await run(sftp, [...lab!.clientOptions(tsshd!.port, { portFlag: '-P', quiet: true }), '-b', batch, 'root@127.0.0.1'], { timeoutMs: 30_000 });
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${tsshd!.log()}`);
+    assert.deepEqual(readFileSync(lab!.path('back.bin')), readFileSync(payload));
+    const nodeChildren = spawned(spyLog, since).filter((argv) => argv.includes(process.execPath));
+    if (rootKeepsOurGroups()) {
+      await tsshd!.waitForLog(/internal-sftp session for root \(in process\)/, logSince);
+      assert.deepEqual(nodeChildren, []);
+    } else {
+      await tsshd!.waitForLog(/internal-sftp session for root \(as uid 0 in a child process\)/, logSince);
+      assert.equal(nodeChildren.length, 1);
+    }
+  });
+
+  test('a command for another user goes through setpriv', { timeout: 60_000 }, async (t) => {
+    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+    other = await createSystemUser(randomBytes(12).toString('base64url'));
+    const since = spawned(spyLog).length;
+    const result = await lab!.runSsh(['127.0.0.1', 'id -un'], { port: tsshd!.port, user: other.name });
+    assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
+    assert.equal(result.stdout.trim(), other.name);
+    const command = spawned(spyLog, since).find((argv) => argv.includes('id -un'));
+    assert.equal(command?.[0], SETPRIV);
+    assert.ok(command.includes(`--reuid=${lookupUser(other.name)!.uid}`), JSON.stringify(command));
+    assert.notEqual(userInfo().uid, lookupUser(other.name)!.uid);
+  });
+});
