@@ -3,17 +3,16 @@
  * Figure 2: connection set-up. An in-process client (tssh's library or ssh2's) opens connections
  * to one server, each: curve25519-sha256, ssh-ed25519 host key, publickey login, exec `true`,
  * close; sequentially or 16 in flight. Connections per second, client CPU per connection (the
- * client process's own, process.cpuUsage) and server CPU per connection: tsshd's and the ssh2
- * server's own CPU time (their threads, µs resolution); for sshd the listener's own and its reaped
- * per-connection processes' (10 ms resolution) less the CPU time of the shells that ran `true`
- * (measured here on the same machine as `bash -c true`, since sshd reaps them inside its
- * per-connection process).
+ * client process's own, process.cpuUsage) and server CPU per connection: the server's own CPU time
+ * (tsshd's and the ssh2 server's threads at µs resolution, sshd's listener from /proc/PID/stat)
+ * plus that of every process it started and reaped (10 ms resolution: sshd's per-connection
+ * processes, a helper such as setpriv), less the CPU time of the shells that ran `true`, which
+ * every server starts alike (measured here on the same machine as `bash -c true`).
  */
 import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
-import { statCpuMs } from './procfs.mjs';
+import { descendants, liveCpuMs, statCpuMs } from './procfs.mjs';
 import { startConnClient } from './clients.mjs';
-import { serverCpuMs } from './throughput.mjs';
 
 /**
  * CPU milliseconds of one `SHELL -c true` as sshd runs it (SHLVL=1 in its environment).
@@ -26,6 +25,19 @@ export function shellTrueCpuMs(n = 50) {
   const after = statCpuMs(process.pid);
   if (!before || !after) return 0;
   return (after.childrenMs - before.childrenMs) / n;
+}
+
+/**
+ * The server's CPU milliseconds so far, its reaped children's included: read once it has no
+ * children left (up to 10 s), so that every connection's processes are counted.
+ * @param {import('./fixture.mjs').RunningServer} server
+ */
+async function serverTreeCpuMs(server) {
+  const deadline = Date.now() + 10000;
+  while (descendants(server.pid).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const stat = statCpuMs(server.pid);
+  if (!stat) return NaN;
+  return (server.kind === 'sshd' ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
 }
 
 /**
@@ -49,13 +61,12 @@ export async function connectionSetup(fx, run) {
   const timer = setTimeout(() => client.kill(), 180000);
   try {
     await client.expect('ready');
-    const before = await serverCpuMs(run.server);
+    const before = await serverTreeCpuMs(run.server);
     client.send('go');
     const result = JSON.parse(await client.expect(''));
-    const after = await serverCpuMs(run.server);
+    const after = await serverTreeCpuMs(run.server);
     await client.exited();
-    let serverMs = after - before;
-    if (run.server.kind === 'sshd') serverMs -= run.shellCpuMs * result.count;
+    const serverMs = after - before - run.shellCpuMs * result.count;
     const ok = result.errors === 0;
     return {
       ok,
