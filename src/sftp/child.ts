@@ -1,13 +1,91 @@
 /**
- * The SFTP server as a program of its own: tsshd starts it as the session's user (setpriv) with
- * the channel on stdin and stdout, and a JSON SftpChildConfig as its argument. Logs go to stderr,
- * which tsshd copies into its log. The exit status is the server's: 0 after the client's EOF.
+ * The SFTP server as a program of its own, with the channel on stdin and stdout. Logs go to
+ * stderr, which tsshd copies into its log. The exit status is the server's: 0 after the client's
+ * EOF. Two ways to start it:
+ *
+ * - `child.js --assigned`: how tsshd starts it, often before any session wants it (a Node start
+ *   costs 60-100 ms). It loads, then waits for its assignment (SftpChildAssignment, JSON) on fd 3,
+ *   which tsshd writes and closes. With a `user` in it (tsshd runs as root) it first takes that
+ *   user's credentials (initgroups, setgid, setuid, as setpriv --init-groups would) and checks
+ *   that root cannot be regained; nothing is read or served before that. EOF on fd 3 without an
+ *   assignment (tsshd let it go, or is gone) ends it with status 0.
+ * - `child.js CONFIG` (SftpChildConfig as JSON): serves at once as whoever started it.
  */
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { SftpServer } from './server.js';
 import { confinedPaths } from './confined-fs.js';
-import type { SftpChildConfig } from './internal-sftp.js';
+import type { SftpChildAssignment, SftpChildConfig } from './internal-sftp.js';
+
+/** An assignment is a few hundred bytes; anything much larger is not one. */
+const MAX_ASSIGNMENT = 64 * 1024;
+
+/** fd 3 read to its end: the assignment, or undefined when it was closed with nothing on it. */
+function readAssignment(): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const control = new Socket({ fd: 3, readable: true, writable: false });
+    const parts: Buffer[] = [];
+    let length = 0;
+    control.on('data', (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > MAX_ASSIGNMENT) control.destroy(new Error('assignment too long'));
+      else parts.push(chunk);
+    });
+    control.once('error', reject);
+    control.once('end', () => {
+      control.destroy();
+      resolve(length === 0 ? undefined : Buffer.concat(parts).toString('utf8'));
+    });
+  });
+}
+
+function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 2 ** 32;
+}
+
+function parseAssignment(text: string): SftpChildAssignment {
+  const value: unknown = JSON.parse(text);
+  const a = value as Partial<Record<keyof SftpChildAssignment, unknown>>;
+  const user = a.user as Partial<Record<'name' | 'uid' | 'gid', unknown>> | undefined;
+  const env = a.env as Record<string, unknown> | undefined;
+  if (
+    typeof value !== 'object' || value === null ||
+    (user !== undefined && (typeof user !== 'object' || user === null || typeof user.name !== 'string' || !user.name || !isId(user.uid) || !isId(user.gid))) ||
+    typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')
+  ) {
+    throw new Error('malformed assignment');
+  }
+  return {
+    config: parseConfig(JSON.stringify(a.config)),
+    user: user && { name: user.name as string, uid: user.uid as number, gid: user.gid as number },
+    env: env as Record<string, string>,
+  };
+}
+
+/** Take the user's credentials for good, as setpriv --init-groups does; throws if anything is off. */
+function become(user: { readonly name: string; readonly uid: number; readonly gid: number }): void {
+  // Node has process.initgroups (initgroups(3), through NSS) on POSIX; @types/node 20 leaves it out.
+  const { initgroups } = process as NodeJS.Process & { initgroups?: (user: string, extraGroup: number) => void };
+  if (!initgroups || !process.setgid || !process.setuid || !process.getuid || !process.geteuid || !process.getgid || !process.getegid) {
+    throw new Error('this platform cannot switch users');
+  }
+  initgroups.call(process, user.name, user.gid);
+  process.setgid(user.gid);
+  process.setuid(user.uid);
+  if (process.getuid() !== user.uid || process.geteuid() !== user.uid || process.getgid() !== user.gid || process.getegid() !== user.gid) {
+    throw new Error(`credentials are not uid ${user.uid} gid ${user.gid} after the switch`);
+  }
+  if (user.uid !== 0) {
+    let regained = false;
+    try {
+      process.setuid(0);
+      regained = true;
+    } catch {
+      // EPERM: as it must be
+    }
+    if (regained) throw new Error('root could be regained after the switch');
+  }
+}
 
 function parseConfig(text: string | undefined): SftpChildConfig {
   const value: unknown = JSON.parse(text ?? '');
@@ -48,7 +126,25 @@ async function confinedStart(root: string, cwd: string, home: string): Promise<{
   return { cwd: cwdInside, home: homeInside };
 }
 
-const given = parseConfig(process.argv[2]);
+let given: SftpChildConfig;
+if (process.argv[2] === '--assigned') {
+  let assignment: SftpChildAssignment;
+  try {
+    const text = await readAssignment();
+    if (text === undefined) process.exit(0);
+    assignment = parseAssignment(text);
+    if (assignment.user) become(assignment.user);
+  } catch (error) {
+    process.stderr.write(`sftp: not started: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  // The session's own environment from here on (what getent, which the server runs, sees).
+  for (const name of Object.keys(process.env)) delete process.env[name];
+  Object.assign(process.env, assignment.env);
+  given = assignment.config;
+} else {
+  given = parseConfig(process.argv[2]);
+}
 if (given.umask !== undefined) process.umask(given.umask);
 const config = given.root !== undefined ? { ...given, ...(await confinedStart(given.root, given.cwd, given.home)) } : given;
 if (config.root === undefined) {

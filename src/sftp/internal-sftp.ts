@@ -3,13 +3,19 @@
  * tssh's own SFTP server (./server.ts), with sftp-server(8)'s options -d, -R and -u.
  *
  * Whose permissions: when tsshd runs as root for another user, the SFTP server runs in a child
- * process started as that user (setpriv: uid, gid and the supplementary groups, as the user's
+ * process with that user's credentials (uid, gid and the supplementary groups, as the user's
  * shell gets), the channel piped to its stdin and stdout. The kernel then decides every access
  * exactly as it would for the user's own programs: modes, ACLs, supplementary groups, root-squashed
  * NFS, LSMs, and the file a symbolic link swapped in between a check and a use. Checking
  * permissions ourselves while acting as root would have to reproduce all of that and would race
  * with the file system (a check-then-open is a TOCTOU hole). The child also isolates: a bug in
  * the SFTP server cannot touch tsshd's memory (host keys) nor take other sessions down.
+ *
+ * Such a child is started as root, loads, and waits for its assignment on fd 3 (child.ts
+ * --assigned): the session's settings and the user, whose credentials it takes (initgroups,
+ * setgid, setuid) before it reads anything or serves a request. That lets tsshd start one ahead:
+ * after the first such session there is a child waiting for the next (let go after ten minutes
+ * unused), and a session no longer waits 60-100 ms for Node to start.
  *
  * When tsshd is not root, every session is ours anyway: the server runs in tsshd's own process,
  * saving a Node start per session; except with -u, because a umask belongs to a whole process.
@@ -19,7 +25,8 @@
  * the fault isolation, which the in-process server must not need anyway: it serves every session
  * of a tsshd not run by root.
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,11 +35,10 @@ import { deliverOutput, feedStdin, mustSwitchUser, readSessionOutput, type Sessi
 import type { Logger } from '../cli/sshd/log.js';
 import { SftpServer } from './server.js';
 
-const SETPRIV = '/usr/bin/setpriv';
 /** The compiled child program, next to this module. */
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
-/** What the child is told: its argument, as JSON. */
+/** The session's settings for the child. */
 export interface SftpChildConfig {
   /** ChrootDirectory: served as `/`; cwd and home are then inside it (./confined-fs.ts). */
   readonly root?: string;
@@ -40,6 +46,15 @@ export interface SftpChildConfig {
   readonly home: string;
   readonly readOnly: boolean;
   readonly umask: number | undefined;
+}
+
+/** What tsshd writes on a child's fd 3 (child.ts --assigned), as JSON. */
+export interface SftpChildAssignment {
+  readonly config: SftpChildConfig;
+  /** Whose credentials the child takes before anything else (tsshd runs as root); absent: it keeps its own. */
+  readonly user?: { readonly name: string; readonly uid: number; readonly gid: number };
+  /** The session's environment. */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 export interface InternalSftpOptions {
@@ -161,6 +176,77 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
   session.once('channel-close', () => server.destroy());
 }
 
+/** How long a child started ahead waits for a session before tsshd lets it go. */
+const SPARE_IDLE_MS = 10 * 60_000;
+/** The one child started ahead, while there is one: unreferenced, so it never keeps tsshd running. */
+let spare: { readonly child: ChildProcess; readonly timer: NodeJS.Timeout; readonly onStderr: (text: string) => void } | undefined;
+
+/**
+ * A child that loads and waits for its assignment on fd 3 (child.ts --assigned). Started with a
+ * small, fixed environment, in `/`: nothing the client sent (AcceptEnv) reaches Node, so
+ * NODE_OPTIONS and the like cannot turn an SFTP-only login (ForceCommand internal-sftp) into
+ * running code; the session's environment comes with the assignment.
+ */
+function startChild(): ChildProcess {
+  const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+  if (process.env.TZ) env.TZ = process.env.TZ;
+  // A 1 MiB young generation, as tssh's: the child moves bulk data for one session (docs/performance.md).
+  return spawn(process.execPath, ['--max-semi-space-size=1', CHILD, '--assigned'], { cwd: '/', env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+}
+
+function setReferenced(child: ChildProcess, referenced: boolean): void {
+  for (const target of [child, ...child.stdio]) {
+    const handle = target as { ref?: () => void; unref?: () => void } | null;
+    if (referenced) handle?.ref?.();
+    else handle?.unref?.();
+  }
+}
+
+/**
+ * Start a child ahead for the next session that needs one (tsshd as root: every other user's
+ * session), so that it does not wait for Node to start. Let go after SPARE_IDLE_MS unused.
+ */
+function prepareSpare(log: Logger): void {
+  if (spare) return;
+  const child = startChild();
+  const onStderr = (text: string): void => {
+    for (const line of text.split('\n')) if (line) log.info(`${line} (SFTP child started ahead)`);
+  };
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', onStderr);
+  const forget = (): void => {
+    if (spare?.child !== child) return;
+    clearTimeout(spare.timer);
+    spare = undefined;
+  };
+  child.once('exit', forget);
+  child.once('error', (error) => {
+    log.error(`internal-sftp: a child started ahead failed: ${error.message}`);
+    forget();
+  });
+  // EOF on fd 3 without an assignment: the child exits.
+  const timer = setTimeout(() => {
+    forget();
+    (child.stdio[3] as Writable | null)?.end();
+  }, SPARE_IDLE_MS);
+  timer.unref();
+  setReferenced(child, false);
+  spare = { child, timer, onStderr };
+}
+
+/** The child started ahead if there is one still waiting, else a new one. */
+function takeChild(): { child: ChildProcess; ahead: boolean } {
+  const taken = spare;
+  if (taken && taken.child.exitCode === null && taken.child.signalCode === null && taken.child.pid !== undefined) {
+    spare = undefined;
+    clearTimeout(taken.timer);
+    taken.child.stderr!.off('data', taken.onStderr);
+    setReferenced(taken.child, true);
+    return { child: taken.child, ahead: true };
+  }
+  return { child: startChild(), ahead: false };
+}
+
 /**
  * The child's input and output take the paths a command's do (session-runner.ts): its stdout is
  * read with onread straight into the channel, its stdin is fed in batches, one writev per turn
@@ -169,29 +255,26 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
  */
 function runChild(session: ServerSession, context: SessionContext, config: SftpChildConfig, log: Logger): void {
   const { user } = context;
-  // A small, fixed environment: nothing the client sent (AcceptEnv) reaches Node, so NODE_OPTIONS
-  // and the like cannot turn an SFTP-only login (ForceCommand internal-sftp) into running code.
-  const env: Record<string, string> = {
-    HOME: user.home,
-    USER: user.name,
-    LOGNAME: user.name,
-    PATH: user.uid === 0 ? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' : '/usr/local/bin:/usr/bin:/bin',
-  };
-  if (process.env.TZ) env.TZ = process.env.TZ;
-  const node = process.execPath;
-  // A 1 MiB young generation, as tssh's: the child moves bulk data for one session (docs/performance.md).
-  const args = ['--max-semi-space-size=1', CHILD, JSON.stringify(config)];
-  // Confined, the child's own working folder is `/` (paths are resolved by the server, not the kernel).
-  const childCwd = config.root !== undefined || !existsSync(config.home) ? '/' : config.home;
-  const stdio: StdioOptions = 'pipe';
-  let child: ChildProcess;
   const switchUser = mustSwitchUser(context);
-  if (switchUser && existsSync(SETPRIV)) {
-    // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
-    child = spawn(SETPRIV, [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', node, ...args], { cwd: childCwd, env, stdio });
-  } else {
-    child = spawn(node, args, { cwd: childCwd, env, stdio, ...(switchUser ? { uid: user.uid, gid: user.gid } : {}) });
-  }
+  const { child, ahead } = takeChild();
+  if (switchUser) prepareSpare(log);
+  if (ahead) log.verbose(`internal-sftp for ${user.name}: a child started ahead takes the session`);
+  const assignment: SftpChildAssignment = {
+    config,
+    ...(switchUser ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
+    env: {
+      HOME: user.home,
+      USER: user.name,
+      LOGNAME: user.name,
+      PATH: user.uid === 0 ? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' : '/usr/local/bin:/usr/bin:/bin',
+      ...(process.env.TZ ? { TZ: process.env.TZ } : {}),
+    },
+  };
+  const control = child.stdio[3] as Writable;
+  control.on('error', () => {
+    // the child is gone: its exit (below) ends the session
+  });
+  control.end(JSON.stringify(assignment));
   let outputOpen = true;
   let exit: number | undefined;
   const finish = (): void => {

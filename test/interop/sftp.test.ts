@@ -89,7 +89,7 @@ describe('tsshd internal-sftp with OpenSSH sftp and scp', () => {
     mkdirSync(remote);
     big = join(local, 'big.bin');
     writeFileSync(big, randomBytes(20 * MiB));
-    tsshd = await startTsshd(lab, ['Subsystem sftp internal-sftp']);
+    tsshd = await startTsshd(lab, ['Subsystem sftp internal-sftp', 'LogLevel VERBOSE']);
   });
   after(async () => {
     await tsshd?.stop();
@@ -195,7 +195,7 @@ describe('tsshd as root serves SFTP as the logged-in user', () => {
     lab = await createLab();
     user = await createSystemUser(randomBytes(12).toString('base64url'));
     // The lab's AuthorizedKeysFile holds the lab key, for this user as for everyone.
-    tsshd = await startTsshd(lab, ['Subsystem sftp internal-sftp']);
+    tsshd = await startTsshd(lab, ['Subsystem sftp internal-sftp', 'LogLevel VERBOSE']);
   });
   after(async () => {
     await tsshd?.stop();
@@ -230,6 +230,26 @@ describe('tsshd as root serves SFTP as the logged-in user', () => {
     assert.equal(existsSync(lab!.path('shadow')), false);
     assert.equal(result.stderr.match(/Permission denied/g)?.length, 2, result.stderr);
     await tsshd!.waitForLog(new RegExp(`internal-sftp session for ${user!.name} \\(as uid ${account.uid} in a child process\\)`));
+  });
+
+  test('the next session is served by a child started ahead, with the same credentials', { timeout: 60_000 }, async (t) => {
+    if (!havePeers(t, 'ssh', 'sshd') || !canMakeSystemUsers(t)) return;
+    const account = lookupUser(user!.name)!;
+    // One session has a child started for it and leaves one started ahead for the next.
+    const first = await sftpBatch(lab!, tsshd!.port, user!.name, ['pwd']);
+    assert.equal(first.code, 0, `${first.stdout}\n${first.stderr}\n${tsshd!.log()}`);
+    const since = tsshd!.log().length;
+    const payload = join(lab!.dir, 'ahead.bin');
+    writeFileSync(payload, randomBytes(MiB + 5));
+    const result = await sftpBatch(lab!, tsshd!.port, user!.name, [`put ${payload} ahead.bin`, `-get /etc/shadow ${lab!.path('shadow-ahead')}`]);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${tsshd!.log()}`);
+    await tsshd!.waitForLog(new RegExp(`internal-sftp for ${user!.name}: a child started ahead takes the session`), since);
+    const uploaded = statSync(join(account.home, 'ahead.bin'));
+    assert.equal(uploaded.uid, account.uid);
+    assert.equal(uploaded.gid, account.gid);
+    assert.equal(sha256(join(account.home, 'ahead.bin')), sha256(payload));
+    assert.equal(existsSync(lab!.path('shadow-ahead')), false);
+    assert.match(result.stderr, /Permission denied/);
   });
 });
 
