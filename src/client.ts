@@ -182,15 +182,17 @@ export interface ClientEvents {
 }
 
 function identityFromKey(key: SshPrivateKey): ClientIdentity {
+  const signNow = (data: Buffer, algorithm: string): Buffer => {
+    const signer = signatureAlgorithms.all.get(algorithm);
+    if (!signer || signer.keyType !== key.type) throw new Error(`cannot sign ${algorithm} with a ${key.type} key`);
+    return signer.sign(key, data);
+  };
   return {
     publicKey: key.publicKey,
     source: `${key.type} key`,
     local: true,
-    sign: async (data, algorithm) => {
-      const signer = signatureAlgorithms.all.get(algorithm);
-      if (!signer || signer.keyType !== key.type) throw new Error(`cannot sign ${algorithm} with a ${key.type} key`);
-      return signer.sign(key, data);
-    },
+    signNow,
+    sign: async (data, algorithm) => signNow(data, algorithm),
   };
 }
 

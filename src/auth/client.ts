@@ -39,6 +39,12 @@ export interface ClientIdentity {
    * look at its authorized keys, for every login. Default: false (query first, as OpenSSH).
    */
   readonly local?: boolean;
+  /**
+   * Sign at once, for a key in this process: the first signed request then leaves in the same
+   * write as the service request before it (one segment, one wake-up of the server). Optional;
+   * sign() is used without it.
+   */
+  signNow?(data: Buffer, algorithm: string): Buffer;
 }
 
 export interface ClientAuthOptions {
@@ -154,7 +160,28 @@ export class AuthClient {
     }
     this.serverMethods = [METHOD_PUBLICKEY];
     this.noneLast = 'due';
+    if (this.sendSignedNow(first)) return;
     this.chain = this.chain.then(() => this.tryPublicKey()).then(() => undefined, this.failWith);
+  }
+
+  /**
+   * The first key's signed request, sent before start() returns when the key can sign at once
+   * (signNow). False when it cannot: the usual path (tryPublicKey) then offers it, and handles a
+   * signing failure.
+   */
+  private sendSignedNow(identity: ClientIdentity): boolean {
+    if (!identity.local || !identity.signNow) return false;
+    const algorithm = this.chooseAlgorithm(identity.publicKey);
+    if (!algorithm) return false;
+    let signature: Buffer;
+    try {
+      signature = identity.signNow(this.signedData(identity, algorithm), algorithm);
+    } catch {
+      return false;
+    }
+    this.events.debug?.(`Offering public key: ${identity.source} ${algorithm}`);
+    this.sendSignedRequest(identity, algorithm, signature);
+    return true;
   }
 
   private sendNone(): void {
@@ -290,27 +317,34 @@ export class AuthClient {
   }
 
   private async sendSigned(identity: ClientIdentity, algorithm: string): Promise<void> {
-    const method = this.publicKeyMethod();
-    const data = publicKeySignedData(
-      this.options.sessionId,
-      this.options.user,
-      SERVICE_CONNECTION,
-      method,
-      algorithm,
-      identity.publicKey.blob,
-      this.hostboundKey,
-    );
     let signature: Buffer;
     try {
-      signature = await identity.sign(data, algorithm);
+      signature = await identity.sign(this.signedData(identity, algorithm), algorithm);
     } catch (error) {
       this.events.debug?.(`signing with ${identity.source} failed: ${(error as Error).message}`);
       this.identityIndex++;
       return this.next();
     }
+    this.sendSignedRequest(identity, algorithm, signature);
+  }
+
+  /** What a publickey request signs (RFC 4252 §7), for the method the next request uses. */
+  private signedData(identity: ClientIdentity, algorithm: string): Buffer {
+    return publicKeySignedData(
+      this.options.sessionId,
+      this.options.user,
+      SERVICE_CONNECTION,
+      this.publicKeyMethod(),
+      algorithm,
+      identity.publicKey.blob,
+      this.hostboundKey,
+    );
+  }
+
+  private sendSignedRequest(identity: ClientIdentity, algorithm: string, signature: Buffer): void {
     this.step = { kind: 'publickey-signed', identity, algorithm };
     this.sendRequest(
-      method,
+      this.publicKeyMethod(),
       encodePublicKeyFields({ signed: true, algorithm, publicKey: identity.publicKey.blob, hostKey: this.hostboundKey, signature }),
     );
   }

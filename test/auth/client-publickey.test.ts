@@ -88,6 +88,33 @@ describe('client publickey authentication', () => {
     assert.equal(await outcome, 'success');
   });
 
+  test('a key that signs at once (signNow): the signed request is sent before start() returns, in the same write as what went just before', async () => {
+    const slow = await identity('slow', true);
+    const slowRun = run([slow]);
+    slowRun.client.start();
+    assert.equal(slowRun.sent.length, 0, 'sign() is asynchronous: the request follows later');
+    assert.deepEqual(await slowRun.nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'slow' });
+
+    const now = await identity('now', true);
+    let signedNow = 0;
+    const withSignNow: ClientIdentity = { ...now, signNow: () => (signedNow++, Buffer.from('signature by now')) };
+    const nowRun = run([withSignNow]);
+    nowRun.client.start();
+    assert.deepEqual(nowRun.sent, [{ method: METHOD_PUBLICKEY, signed: true, key: 'now' }]);
+    assert.equal(signedNow, 1);
+    assert.equal(now.signed, 0, 'sign() was not used');
+    nowRun.client.receive(success);
+    assert.equal(await nowRun.outcome, 'success');
+
+    // signNow that throws: the usual path takes over and passes the key by, as for sign().
+    const broken: ClientIdentity = { ...(await identity('broken', true, true)), signNow: () => { throw new Error('token removed'); } };
+    const good = await identity('good', true);
+    const brokenRun = run([broken, good]);
+    brokenRun.client.start();
+    assert.equal(brokenRun.sent.length, 0);
+    assert.deepEqual(await brokenRun.nextSend(), { method: METHOD_PUBLICKEY, signed: true, key: 'good' });
+  });
+
   test('a local key that cannot sign is passed over for the next identity', async () => {
     const broken = await identity('broken', true, true);
     const good = await identity('good', true);
