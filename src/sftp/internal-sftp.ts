@@ -19,7 +19,7 @@
  *
  * When tsshd is not root, every session is ours anyway: the server runs in tsshd's own process,
  * saving a Node start per session; except with -u, because a umask belongs to a whole process.
- * The same when tsshd as root serves root with tsshd's own groups (users.ts sharesCredentials):
+ * The same when tsshd as root serves root with tsshd's own groups (users.ts credentialSwitch):
  * the child would have the very credentials tsshd has, so the kernel would decide nothing
  * differently, and it costs a Node start (about 60 ms) before the first reply. What is given up is
  * the fault isolation, which the in-process server must not need anyway: it serves every session

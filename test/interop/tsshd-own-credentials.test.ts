@@ -1,9 +1,11 @@
 /**
- * tsshd run by root, serving root: when root's groups (initgroups) are the ones tsshd already
- * has, a command starts without setpriv and internal-sftp runs in tsshd's process, since the
- * switch would set the very same credentials again (users.ts sharesCredentials). The session must
- * see exactly the credentials setpriv would have given it. Another user still goes through
- * setpriv. Which programs tsshd starts is read from a preloaded spy (helpers/spawn-spy.ts).
+ * tsshd run by root starts a user's command with exactly the credentials setpriv --init-groups
+ * would give it, in the cheapest way that does (users.ts credentialSwitch): root serving root
+ * with the groups tsshd already has keeps tsshd's credentials (and internal-sftp runs in tsshd's
+ * process); a user in no group but its primary one takes spawn's uid and gid (libuv also drops
+ * the supplementary groups); a user with supplementary groups goes through setpriv. Each session
+ * must see what setpriv would have given it. Which programs tsshd starts is read from a
+ * preloaded spy (helpers/spawn-spy.ts).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,9 +15,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { havePeers, missingPeers, peerPath, peersRequired } from '../helpers/peers.js';
-import { canMakeSystemUsers, createLab, createSystemUser, run, startTsshd, type SystemUserHandle, type Tsshd } from '../helpers/auth-lab.js';
+import { canMakeSystemUsers, createLab, createSystemUser, run, startTsshd, type Tsshd } from '../helpers/auth-lab.js';
 import type { OpenSshFixture } from '../helpers/openssh.js';
-import { lookupUser, sharesCredentials } from '../../src/cli/sshd/users.js';
+import { credentialSwitch, lookupUser } from '../../src/cli/sshd/users.js';
 import type { TestContext } from 'node:test';
 
 const SPAWN_SPY = resolve('dist/test/helpers/spawn-spy.js');
@@ -48,10 +50,9 @@ function spawned(log: string, since = 0): string[][] {
   return readFileSync(log, 'utf8').split('\n').filter(Boolean).slice(since).map((line) => JSON.parse(line) as string[]);
 }
 
-describe('tsshd as root serving root keeps its own credentials for commands and SFTP', () => {
+describe('tsshd as root starts a command with the user\'s credentials, the cheapest way that gives them', () => {
   let lab: OpenSshFixture | undefined;
   let tsshd: Tsshd | undefined;
-  let other: SystemUserHandle | undefined;
   let spyLog = '';
 
   before(async () => {
@@ -65,17 +66,22 @@ describe('tsshd as root serving root keeps its own credentials for commands and 
   });
   after(async () => {
     await tsshd?.stop();
-    await other?.remove();
     await lab?.cleanup();
   });
 
-  test('sharesCredentials: true for root exactly when root\'s groups are ours; false for another user', async (t) => {
+  test('credentialSwitch: same for root exactly when root\'s groups are ours; uid-gid without supplementary groups; else initgroups', async (t) => {
     if (!rootWithSetpriv(t)) return;
-    assert.equal(await sharesCredentials(lookupUser('root')!), rootKeepsOurGroups());
-    const nobody = lookupUser('nobody');
-    if (nobody) assert.equal(await sharesCredentials(nobody), false);
-    // Same uid, another primary group: a different identity.
-    assert.equal(await sharesCredentials({ ...lookupUser('root')!, gid: 12345 }), false);
+    assert.equal(await credentialSwitch(lookupUser('root')!), rootKeepsOurGroups() ? 'same' : 'initgroups');
+    // Same uid, another primary group: not the same identity.
+    assert.notEqual(await credentialSwitch({ ...lookupUser('root')!, gid: 12345 }), 'same');
+    if (!canMakeSystemUsers(t)) return;
+    const plain = await createSystemUser(randomBytes(12).toString('base64url'));
+    t.after(() => plain.remove());
+    assert.equal(await credentialSwitch(lookupUser(plain.name)!), 'uid-gid');
+    const grouped = await createSystemUser(randomBytes(12).toString('base64url'));
+    t.after(() => grouped.remove());
+    addToGroup(grouped.name, 'users');
+    assert.equal(await credentialSwitch(lookupUser(grouped.name)!), 'initgroups');
   });
 
   test('a command for root: setpriv only when root\'s groups differ from tsshd\'s, the same credentials either way', { timeout: 60_000 }, async (t) => {
@@ -115,16 +121,40 @@ describe('tsshd as root serving root keeps its own credentials for commands and 
     }
   });
 
-  test('a command for another user goes through setpriv', { timeout: 60_000 }, async (t) => {
+  test('another user: spawn\'s uid and gid without supplementary groups, setpriv with them; what setpriv would give either way', { timeout: 60_000 }, async (t) => {
     if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
-    other = await createSystemUser(randomBytes(12).toString('base64url'));
-    const since = spawned(spyLog).length;
-    const result = await lab!.runSsh(['127.0.0.1', 'id -un'], { port: tsshd!.port, user: other.name });
-    assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
-    assert.equal(result.stdout.trim(), other.name);
-    const command = spawned(spyLog, since).find((argv) => argv.includes('id -un'));
-    assert.equal(command?.[0], SETPRIV);
-    assert.ok(command.includes(`--reuid=${lookupUser(other.name)!.uid}`), JSON.stringify(command));
-    assert.notEqual(userInfo().uid, lookupUser(other.name)!.uid);
+    const plain = await createSystemUser(randomBytes(12).toString('base64url'));
+    const grouped = await createSystemUser(randomBytes(12).toString('base64url'));
+    t.after(async () => {
+      await plain.remove();
+      await grouped.remove();
+    });
+    addToGroup(grouped.name, 'users');
+    for (const [handle, expected] of [[plain, 'direct'], [grouped, 'setpriv']] as const) {
+      const account = lookupUser(handle.name)!;
+      const since = spawned(spyLog).length;
+      const result = await lab!.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd!.port, user: handle.name });
+      assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
+      const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
+      assert.equal(result.stdout, viaSetpriv.stdout, handle.name);
+      const command = spawned(spyLog, since).find((argv) => argv.includes(CREDENTIALS));
+      assert.ok(command, handle.name);
+      if (expected === 'direct') assert.equal(command[0], account.shell);
+      else {
+        assert.equal(command[0], SETPRIV);
+        assert.ok(command.includes(`--reuid=${account.uid}`), JSON.stringify(command));
+      }
+    }
+    assert.notEqual(userInfo().uid, lookupUser(plain.name)!.uid);
   });
 });
+
+/** usermod -aG GROUP NAME, retried while another test file holds the group file's lock. */
+function addToGroup(name: string, group: string): void {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const result = spawnSync('/usr/sbin/usermod', ['-aG', group, name], { encoding: 'utf8' });
+    if (result.status === 0) return;
+    spawnSync('sleep', ['0.1']);
+  }
+  throw new Error(`usermod -aG ${group} ${name} failed`);
+}

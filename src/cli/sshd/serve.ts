@@ -24,7 +24,7 @@ import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
 import { prepareStderrPipes } from './session-pipes.js';
 import { loadNodePty, ptySupport, runWithPty, type NodePty } from './pty.js';
-import { lookupUser, sharesCredentials, type SystemUser } from './users.js';
+import { credentialSwitch, lookupUser, type SystemUser } from './users.js';
 import { isInternalSftp, startInternalSftp } from '../../sftp/internal-sftp.js';
 import { checkChrootDirectory, expandChrootDirectory } from './chroot.js';
 import { parseEnvironmentFile, readUserEnvironmentFile, userMaySet } from './user-environment.js';
@@ -60,8 +60,8 @@ interface Served {
   sessions: number;
   /** The forwarded agent's socket, made at the first auth-agent request. */
   agentSocket: Promise<string> | undefined;
-  /** Whether the user's commands may keep tsshd's credentials (root serving root), asked at the first session. */
-  ownCredentials: Promise<boolean> | undefined;
+  /** How the user's commands take the user's credentials (tsshd as root), asked at the first session. */
+  credentials: ReturnType<typeof credentialSwitch> | undefined;
   forwards: RemoteForwards | undefined;
 }
 
@@ -187,7 +187,7 @@ export function createTsshdServer(options: ServeOptions): SshServer {
         connection.end();
         return;
       }
-      servedConnections.set(connection, { user, settings, state: state!, options, chroot, sessions: 0, agentSocket: undefined, ownCredentials: undefined, forwards: undefined });
+      servedConnections.set(connection, { user, settings, state: state!, options, chroot, sessions: 0, agentSocket: undefined, credentials: undefined, forwards: undefined });
       states.delete(connection);
       connection.on('session', onSession);
       connection.on('direct-streamlocal', onDirectStreamLocal);
@@ -308,16 +308,16 @@ function onSession(this: ServerConnection, session: ServerSession): void {
     request.accept();
     served.agentSocket ??= startAgentSocket(connection, user, options.switchUser);
   });
-  let ownCredentials = false;
-  const credentials = options.switchUser
-    ? (served.ownCredentials ??= sharesCredentials(user)).then((own) => {
-        ownCredentials = own;
+  let credentials: SessionContext['credentials'];
+  const credentialsKnown = options.switchUser
+    ? (served.credentials ??= credentialSwitch(user)).then((how) => {
+        credentials = how;
       })
     : undefined;
   const context = (): SessionContext => ({
     user,
     switchUser: options.switchUser,
-    ownCredentials,
+    credentials,
     remoteAddress: connection.remoteAddress ?? '',
     remotePort: connection.remotePort ?? 0,
     localAddress: '127.0.0.1',
@@ -329,7 +329,7 @@ function onSession(this: ServerConnection, session: ServerSession): void {
   const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
   const run = (command: string | undefined, original: string | undefined): void => {
     const socket = (served.agentSocket ?? Promise.resolve(undefined)).then((path) => path, () => undefined);
-    void Promise.all([socket, ptyDecided, userFile, credentials]).then(([socketPath, , problems]) => {
+    void Promise.all([socket, ptyDecided, userFile, credentialsKnown]).then(([socketPath, , problems]) => {
       setEnv();
       // As sshd: a bad line in ~/.ssh/environment is reported to the session and skipped.
       for (const problem of problems) session.stderr.write(`${problem}\n`);

@@ -26,11 +26,13 @@ export interface SessionContext {
   /** Switch to `user` (we run as root); otherwise run as ourselves. */
   readonly switchUser: boolean;
   /**
-   * The user's processes would get exactly our credentials (users.ts sharesCredentials: root
-   * serving root), so commands and internal-sftp skip the switch. A terminal's session still
-   * goes through it, as it also gives the terminal to the user (pty.ts).
+   * How the user's commands get the user's credentials when switchUser (users.ts
+   * credentialSwitch): `same` skips the switch (root serving root; internal-sftp then runs in
+   * process too), `uid-gid` takes spawn's uid and gid, `initgroups` (the default) goes through
+   * setpriv. A terminal's session always goes through setpriv, which also gives the terminal to
+   * the user (pty.ts).
    */
-  readonly ownCredentials?: boolean;
+  readonly credentials?: 'same' | 'uid-gid' | 'initgroups';
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
@@ -50,7 +52,7 @@ export interface SessionContext {
 
 /** Whether the session's processes must take the user's credentials (not needed when they are ours). */
 export function mustSwitchUser(context: SessionContext): boolean {
-  return context.switchUser && context.ownCredentials !== true;
+  return context.switchUser && context.credentials !== 'same';
 }
 
 /** The environment sshd gives a session (session.c do_setup_env). */
@@ -128,7 +130,7 @@ function startChild(session: ServerSession, context: SessionContext, command: st
       return undefined;
     }
     child = spawn(command.file, command.args, { cwd: '/', env: command.env, stdio });
-  } else if (mustSwitchUser(context) && existsSync(SETPRIV)) {
+  } else if (mustSwitchUser(context) && context.credentials !== 'uid-gid' && existsSync(SETPRIV)) {
     // setpriv sets uid, gid and the supplementary groups (initgroups), which spawn's uid/gid cannot.
     // It runs as root: variables that would steer it reach the shell only through env(1), after
     // the privileges are dropped.

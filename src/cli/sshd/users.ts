@@ -107,24 +107,16 @@ export function runningAsRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
-/** How long an answer of sharesCredentials() is trusted while /etc/group keeps its mtime. */
-const CREDENTIALS_TTL_MS = 60_000;
-const credentialAnswers = new Map<string, { readonly checkedAt: number; readonly groupMtimeMs: number; readonly answer: Promise<boolean> }>();
+/** How long a user's groups as `id -G` gave them are trusted while /etc/group keeps its mtime. */
+const GROUPS_TTL_MS = 60_000;
+const groupAnswers = new Map<string, { readonly checkedAt: number; readonly groupMtimeMs: number; readonly ids: Promise<readonly number[] | undefined> }>();
 
 /**
- * Whether a process started for `user` may simply keep this process's credentials, because
- * setpriv would set exactly these again: the real and effective uid and gid are the user's, and
- * this process's groups are the ones initgroups(3) gives the user (`id -G`, which asks NSS as
- * setpriv does). The effective gid counts as one of the groups on both sides, as the kernel counts
- * it in every permission check. In practice: tsshd run by root, serving root. The answer is kept
- * for a minute while /etc/group is unchanged; anything unclear answers false (switch as usual).
+ * The groups initgroups(3) gives `user`, the primary one included: `id -G`, which asks NSS as
+ * setpriv's initgroups does. Kept for a minute while /etc/group is unchanged; undefined when
+ * `id` could not tell.
  */
-export function sharesCredentials(user: SystemUser): Promise<boolean> {
-  if (!process.getuid || !process.geteuid || !process.getgid || !process.getegid || !process.getgroups) return Promise.resolve(false);
-  if (process.getuid() !== user.uid || process.geteuid() !== user.uid || process.getgid() !== user.gid || process.getegid() !== user.gid) {
-    return Promise.resolve(false);
-  }
-  const ours = new Set([...process.getgroups(), process.getegid()]);
+export function initialGroups(user: SystemUser): Promise<readonly number[] | undefined> {
   let groupMtimeMs = -1;
   try {
     groupMtimeMs = statSync('/etc/group').mtimeMs;
@@ -132,15 +124,32 @@ export function sharesCredentials(user: SystemUser): Promise<boolean> {
     // no /etc/group: NSS alone knows the groups; the minute still bounds the answer's age
   }
   const now = Date.now();
-  const known = credentialAnswers.get(user.name);
-  if (known && known.groupMtimeMs === groupMtimeMs && now - known.checkedAt < CREDENTIALS_TTL_MS) return known.answer;
-  const answer = new Promise<boolean>((resolve) => {
+  const known = groupAnswers.get(user.name);
+  if (known && known.groupMtimeMs === groupMtimeMs && now - known.checkedAt < GROUPS_TTL_MS) return known.ids;
+  const ids = new Promise<readonly number[] | undefined>((resolve) => {
     execFile('id', ['-G', '--', user.name], { encoding: 'utf8', timeout: 5000 }, (error, stdout) => {
-      const theirs = new Set(error ? [] : stdout.trim().split(/\s+/).map(Number));
-      theirs.add(user.gid);
-      resolve(!error && theirs.size === ours.size && [...theirs].every((id) => Number.isInteger(id) && ours.has(id)));
+      const list = error ? [] : stdout.trim().split(/\s+/).map(Number);
+      resolve(list.length > 0 && list.every((id) => Number.isInteger(id) && id >= 0) ? [...new Set([user.gid, ...list])] : undefined);
     });
   });
-  credentialAnswers.set(user.name, { checkedAt: now, groupMtimeMs, answer });
-  return answer;
+  groupAnswers.set(user.name, { checkedAt: now, groupMtimeMs, ids });
+  return ids;
+}
+
+/**
+ * How a process started for `user` gets the user's credentials, when this process runs as root:
+ * - `same`: it keeps ours, which are the user's already (root serving root with root's groups);
+ * - `uid-gid`: the user belongs to no group but its primary one, so spawn's own uid and gid
+ *   (libuv also drops the supplementary groups) give exactly what initgroups would;
+ * - `initgroups`: through setpriv --init-groups, for the supplementary groups.
+ * The effective gid counts as one of the groups on both sides, as the kernel counts it in every
+ * permission check. Anything unclear answers `initgroups`.
+ */
+export async function credentialSwitch(user: SystemUser): Promise<'same' | 'uid-gid' | 'initgroups'> {
+  const groups = await initialGroups(user);
+  if (groups === undefined || !process.getuid || !process.geteuid || !process.getgid || !process.getegid || !process.getgroups) return 'initgroups';
+  const own = process.getuid() === user.uid && process.geteuid() === user.uid && process.getgid() === user.gid && process.getegid() === user.gid;
+  const ours = new Set([...process.getgroups(), process.getegid()]);
+  if (own && groups.length === ours.size && groups.every((id) => ours.has(id))) return 'same';
+  return groups.every((id) => id === user.gid) ? 'uid-gid' : 'initgroups';
 }
