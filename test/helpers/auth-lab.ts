@@ -213,8 +213,9 @@ let tsshdCount = 0;
 /**
  * Writes a tsshd config (the lab's three host keys, its authorized_keys, StrictModes no,
  * `SetEnv SHLVL=1`, Port and ListenAddress 127.0.0.1, then `lines`, then `trailing`: Match blocks) and runs
- * `node [options.nodeArgs] dist/src/cli/tsshd.js -f CONFIG -e -D [args]` (with options.env added to
- * the environment); resolves once it listens. Retries on another free port if the port was taken
+ * `[options.prefix] node [options.nodeArgs] dist/src/cli/tsshd.js -f CONFIG -e -D [args]` (with
+ * options.env added to the environment; a prefix such as setpriv must exec node, so that the PID
+ * stays tsshd's); resolves once it listens. Retries on another free port if the port was taken
  * in between.
  */
 export async function startTsshd(
@@ -222,7 +223,7 @@ export async function startTsshd(
   lines: readonly string[],
   args: readonly string[] = [],
   trailing: readonly string[] = [],
-  options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
+  options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv; prefix?: readonly string[] } = {},
 ): Promise<Tsshd> {
   if (!existsSync(TSSHD)) throw new Error(`${TSSHD} is missing: build first (npx tsc -p .)`);
   tsshdCount += 1;
@@ -245,7 +246,8 @@ export async function startTsshd(
       ...trailing,
     ].join('\n');
     writeFileSync(config, `${text}\n`);
-    const c = spawnTracked(process.execPath, [...(options.nodeArgs ?? []), TSSHD, '-f', config, '-e', '-D', ...args], options.env && { ...process.env, ...options.env });
+    const argv = [...(options.prefix ?? []), process.execPath, ...(options.nodeArgs ?? []), TSSHD, '-f', config, '-e', '-D', ...args];
+    const c = spawnTracked(argv[0]!, argv.slice(1), options.env && { ...process.env, ...options.env });
     let gone = false;
     void c.exited.then(() => (gone = true));
     const started = Date.now();

@@ -149,6 +149,38 @@ describe('tsshd as root starts a command with the user\'s credentials, the cheap
   });
 });
 
+describe('tsshd as root with supplementary groups of its own (4 and 27) passes none of them on', () => {
+  test('a user in no group but its own, and root (whose groups are not tsshd\'s now): started directly, with what setpriv gives', { timeout: 60_000 }, async (t) => {
+    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+    const lab = await createLab();
+    const plain = await createSystemUser(randomBytes(12).toString('base64url'));
+    let tsshd: Tsshd | undefined;
+    t.after(async () => {
+      await tsshd?.stop();
+      await plain.remove();
+      await lab.cleanup();
+    });
+    const spyLog = lab.path('tsshd-spawn.log');
+    tsshd = await startTsshd(lab, [], [], [], {
+      prefix: [SETPRIV, '--groups=4,27', '--'],
+      nodeArgs: ['--import', SPAWN_SPY],
+      env: { TSSH_SPAWN_LOG: spyLog },
+    });
+    const groups = readFileSync(`/proc/${tsshd.pid}/status`, 'utf8').match(/^Groups:\s*(.*)$/m)?.[1]?.trim().split(/\s+/).map(Number);
+    assert.deepEqual(groups?.sort((a, b) => a - b), [4, 27], 'tsshd runs with groups 4 and 27');
+    // Root too is in no group but its own: spawn's uid and gid (0 and 0) clear tsshd's groups.
+    for (const [name, expected] of [[plain.name, lookupUser(plain.name)!.shell], ['root', lookupUser('root')!.shell]] as const) {
+      const account = lookupUser(name)!;
+      const since = spawned(spyLog).length;
+      const result = await lab.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd.port, user: name });
+      assert.equal(result.code, 0, `${result.stderr}\n${tsshd.log()}`);
+      const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
+      assert.equal(result.stdout, viaSetpriv.stdout, name);
+      assert.equal(spawned(spyLog, since).find((argv) => argv.includes(CREDENTIALS))?.[0], expected, name);
+    }
+  });
+});
+
 /** usermod -aG GROUP NAME, retried while another test file holds the group file's lock. */
 function addToGroup(name: string, group: string): void {
   for (let attempt = 0; attempt < 20; attempt++) {
