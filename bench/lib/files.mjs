@@ -21,8 +21,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SSH2_CLIENT, sleep } from './fixture.mjs';
-import { descendants, liveCpuMs, statCpuMs } from './procfs.mjs';
+import { SSH2_CLIENT } from './fixture.mjs';
+import { serverTreeCpuMs } from './procfs.mjs';
 
 const TIME = '/usr/bin/time';
 export const SFTP = process.env.BENCH_SFTP ?? '/usr/bin/sftp';
@@ -63,19 +63,6 @@ export function makeFiles(size) {
   };
 }
 
-/**
- * CPU milliseconds of a server and of every child it has reaped. Waits (up to 10 s) until the
- * server has no children left, so that the last session's processes are counted.
- * @param {import('./fixture.mjs').RunningServer} server
- */
-async function serverCpuWithChildrenMs(server) {
-  const deadline = Date.now() + 10000;
-  while (descendants(server.pid).length > 0 && Date.now() < deadline) await sleep(5);
-  const stat = statCpuMs(server.pid);
-  if (!stat) return NaN;
-  // sshd's listener is idle C: its own ticks are enough. A Node server's threads, µs precise.
-  return (server.kind === 'sshd' ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
-}
 
 /**
  * The argv of one transfer.
@@ -117,7 +104,7 @@ function fileClientArgv(fx, client, port, cipher, direction, file, target, batch
  */
 export async function fileTransfer(fx, run) {
   const argv = [TIME, '-f', 'BENCHTIME %e %U %S', ...fileClientArgv(fx, run.client, run.server.port, run.cipher, run.direction, run.file, '/dev/null', join(fx.dir, 'sftp-batch'))];
-  const serverBefore = await serverCpuWithChildrenMs(run.server);
+  const serverBefore = await serverTreeCpuMs(run.server);
   const started = performance.now();
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   /** @type {Buffer[]} */
@@ -135,7 +122,7 @@ export async function fileTransfer(fx, run) {
   const code = await new Promise((resolve) => child.once('close', (status, signal) => resolve(signal ?? status)));
   const seconds = (performance.now() - started) / 1000;
   clearTimeout(timeout);
-  const serverAfter = await serverCpuWithChildrenMs(run.server);
+  const serverAfter = await serverTreeCpuMs(run.server);
   const text = Buffer.concat(stderr).toString('utf8');
   const usage = /BENCHTIME ([\d.]+) ([\d.]+) ([\d.]+)/.exec(text);
   const ok = code === 0 && usage !== null;

@@ -10,6 +10,7 @@
  *   children it has waited for (all in clock ticks, 10 ms here). sshd's per-connection processes
  *   exit and are reaped by the listener, so their CPU ends up in the listener's cutime+cstime.
  * - `descendants(pid)`, `rssKiB(pid)`, `pssKiB(pid)`.
+ * - `serverTreeCpuMs(server)`: a server's CPU with that of the processes it reaped.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -129,4 +130,19 @@ export function rssKiB(pid) {
 export function pssKiB(pid) {
   const match = /^Pss:\s+(\d+) kB/m.exec(read(`/proc/${pid}/smaps_rollup`) ?? '');
   return match ? Number(match[1]) : 0;
+}
+
+/**
+ * CPU milliseconds of a server and of every child it has reaped: its own (a Node server's threads,
+ * µs precise; sshd's idle C listener from /proc/PID/stat) and its children's (cutime+cstime).
+ * Waits (up to 10 s) until the server has no children left, so that the last session's processes
+ * are counted.
+ * @param {{ pid: number, kind: string }} server
+ */
+export async function serverTreeCpuMs(server) {
+  const deadline = Date.now() + 10000;
+  while (descendants(server.pid).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const stat = statCpuMs(server.pid);
+  if (!stat) return NaN;
+  return (server.kind === 'sshd' ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
 }

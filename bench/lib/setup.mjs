@@ -5,39 +5,33 @@
  * close; sequentially or 16 in flight. Connections per second, client CPU per connection (the
  * client process's own, process.cpuUsage) and server CPU per connection: the server's own CPU time
  * (tsshd's and the ssh2 server's threads at µs resolution, sshd's listener from /proc/PID/stat)
- * plus that of every process it started and reaped (10 ms resolution: sshd's per-connection
- * processes, a helper such as setpriv), less the CPU time of the shells that ran `true`, which
- * every server starts alike (measured here on the same machine as `bash -c true`).
+ * plus that of every process it started and reaped (procfs.mjs serverTreeCpuMs, 10 ms resolution:
+ * sshd's per-connection processes, a helper such as setpriv), less the CPU time of the shells
+ * that ran `true`, which every server starts alike (measured here on the same machine as
+ * `bash -c true` started from a small process, see shellTrueCpuMs).
  */
 import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
-import { descendants, liveCpuMs, statCpuMs } from './procfs.mjs';
+import { serverTreeCpuMs, statCpuMs } from './procfs.mjs';
 import { startConnClient } from './clients.mjs';
 
 /**
- * CPU milliseconds of one `SHELL -c true` as sshd runs it (SHLVL=1 in its environment).
+ * CPU milliseconds of one `SHELL -c true` as sshd runs it (SHLVL=1 in its environment), started
+ * from a small process (a /bin/sh loop): the shell's own cost. A shell forked from a large process
+ * costs more (its copy of the parent's memory map is torn down at exec); that part is the
+ * server's doing and stays in its figure.
  * @param {number} [n]
  */
 export function shellTrueCpuMs(n = 50) {
   const shell = userInfo().shell || '/bin/sh';
   const before = statCpuMs(process.pid);
-  for (let i = 0; i < n; i++) spawnSync(shell, ['-c', 'true'], { env: { ...process.env, SHLVL: '1' }, stdio: 'ignore' });
+  spawnSync('/bin/sh', ['-c', 'n=0; while [ $n -lt "$1" ]; do "$2" -c true; n=$((n+1)); done', 'sh', String(n), shell], {
+    env: { ...process.env, SHLVL: '1' },
+    stdio: 'ignore',
+  });
   const after = statCpuMs(process.pid);
   if (!before || !after) return 0;
   return (after.childrenMs - before.childrenMs) / n;
-}
-
-/**
- * The server's CPU milliseconds so far, its reaped children's included: read once it has no
- * children left (up to 10 s), so that every connection's processes are counted.
- * @param {import('./fixture.mjs').RunningServer} server
- */
-async function serverTreeCpuMs(server) {
-  const deadline = Date.now() + 10000;
-  while (descendants(server.pid).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  const stat = statCpuMs(server.pid);
-  if (!stat) return NaN;
-  return (server.kind === 'sshd' ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
 }
 
 /**
