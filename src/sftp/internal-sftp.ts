@@ -179,7 +179,9 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
 /** How long a child started ahead waits for a session before tsshd lets it go. */
 const SPARE_IDLE_MS = 10 * 60_000;
 /** The one child started ahead, while there is one: unreferenced, so it never keeps tsshd running. */
-let spare: { readonly child: ChildProcess; readonly timer: NodeJS.Timeout; readonly onStderr: (text: string) => void } | undefined;
+let spare:
+  | { readonly child: ChildProcess; readonly timer: NodeJS.Timeout; readonly onStderr: (text: string) => void; readonly onError: (error: Error) => void }
+  | undefined;
 
 /**
  * A child that loads and waits for its assignment on fd 3 (child.ts --assigned). Started with a
@@ -219,11 +221,12 @@ function prepareSpare(log: Logger): void {
     clearTimeout(spare.timer);
     spare = undefined;
   };
-  child.once('exit', forget);
-  child.once('error', (error) => {
+  const onError = (error: Error): void => {
     log.error(`internal-sftp: a child started ahead failed: ${error.message}`);
     forget();
-  });
+  };
+  child.once('exit', forget);
+  child.once('error', onError);
   // EOF on fd 3 without an assignment: the child exits.
   const timer = setTimeout(() => {
     forget();
@@ -231,7 +234,7 @@ function prepareSpare(log: Logger): void {
   }, SPARE_IDLE_MS);
   timer.unref();
   setReferenced(child, false);
-  spare = { child, timer, onStderr };
+  spare = { child, timer, onStderr, onError };
 }
 
 /** The child started ahead if there is one still waiting, else a new one. */
@@ -240,7 +243,9 @@ function takeChild(): { child: ChildProcess; ahead: boolean } {
   if (taken && taken.child.exitCode === null && taken.child.signalCode === null && taken.child.pid !== undefined) {
     spare = undefined;
     clearTimeout(taken.timer);
+    // From here on the session's own listeners report on it.
     taken.child.stderr!.off('data', taken.onStderr);
+    taken.child.off('error', taken.onError);
     setReferenced(taken.child, true);
     return { child: taken.child, ahead: true };
   }

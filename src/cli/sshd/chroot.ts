@@ -19,9 +19,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { expandSshdTokens } from '../../config/sshd-config.js';
-import { lookupUser, type SystemUser } from './users.js';
+import { groupIdsNow, lookupUser, type SystemUser } from './users.js';
 
 const PERL_CANDIDATES = ['/usr/bin/perl', '/bin/perl'];
 
@@ -73,21 +72,6 @@ function describeErrno(error: NodeJS.ErrnoException): string {
     case 'ELOOP': return 'Too many levels of symbolic links';
     default: return error.message;
   }
-}
-
-/** The user's numeric groups (primary first), as initgroups(3) would set them. */
-export function userGroupIds(user: SystemUser): number[] {
-  let ids: number[] = [];
-  try {
-    ids = execFileSync('id', ['-G', '--', user.name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-      .trim()
-      .split(/\s+/)
-      .map(Number)
-      .filter((n) => Number.isInteger(n) && n >= 0);
-  } catch {
-    // unknown to NSS: the primary group alone
-  }
-  return [user.gid, ...ids.filter((id) => id !== user.gid)];
 }
 
 export function findPerl(): string | undefined {
@@ -181,7 +165,7 @@ export function chrootCommand(
   const perl = findPerl();
   if (!perl) throw new Error('ChrootDirectory needs perl (Debian package perl-base), which is missing');
   const { safe, deferred } = splitForRoot(env);
-  const groups = userGroupIds(user).join(',');
+  const groups = groupIdsNow(user).join(',');
   const head = [dir, String(user.uid), String(user.gid), groups, user.home, String(deferred.length), ...deferred.map(([k, v]) => `${k}=${v}`)];
   const tail = 'exec' in run ? ['exec', run.exec.file, run.exec.argv0, ...run.exec.args] : ['cat', run.cat];
   return { file: perl, args: ['-e', TRAMPOLINE, '--', ...head, ...tail], env: safe };

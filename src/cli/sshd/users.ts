@@ -109,7 +109,16 @@ export function runningAsRoot(): boolean {
 
 /** How long a user's groups as `id -G` gave them are trusted while /etc/group keeps its mtime. */
 const GROUPS_TTL_MS = 60_000;
-const groupAnswers = new Map<string, { readonly checkedAt: number; readonly groupMtimeMs: number; readonly ids: Promise<readonly number[] | undefined> }>();
+const groupAnswers = new Map<
+  string,
+  { readonly checkedAt: number; readonly groupMtimeMs: number; readonly ids: Promise<readonly number[] | undefined>; settled?: readonly number[] }
+>();
+
+/** `id -G` output as the group list, the primary group first; undefined if it is not one. */
+function parseGroupIds(text: string, gid: number): number[] | undefined {
+  const list = text.trim().split(/\s+/).map(Number);
+  return list.length > 0 && list.every((id) => Number.isInteger(id) && id >= 0) ? [...new Set([gid, ...list])] : undefined;
+}
 
 /**
  * The groups initgroups(3) gives `user`, the primary one included: `id -G`, which asks NSS as
@@ -128,12 +137,31 @@ export function initialGroups(user: SystemUser): Promise<readonly number[] | und
   if (known && known.groupMtimeMs === groupMtimeMs && now - known.checkedAt < GROUPS_TTL_MS) return known.ids;
   const ids = new Promise<readonly number[] | undefined>((resolve) => {
     execFile('id', ['-G', '--', user.name], { encoding: 'utf8', timeout: 5000 }, (error, stdout) => {
-      const list = error ? [] : stdout.trim().split(/\s+/).map(Number);
-      resolve(list.length > 0 && list.every((id) => Number.isInteger(id) && id >= 0) ? [...new Set([user.gid, ...list])] : undefined);
+      resolve(error ? undefined : parseGroupIds(stdout, user.gid));
     });
   });
-  groupAnswers.set(user.name, { checkedAt: now, groupMtimeMs, ids });
+  const entry: { checkedAt: number; groupMtimeMs: number; ids: typeof ids; settled?: readonly number[] } = { checkedAt: now, groupMtimeMs, ids };
+  groupAnswers.set(user.name, entry);
+  void ids.then((list) => {
+    entry.settled = list;
+  });
   return ids;
+}
+
+/**
+ * The user's numeric groups (primary first), as initgroups(3) would set them, for a caller that
+ * cannot wait: what initialGroups() found if it has answered (a session of tsshd as root asked it
+ * before it starts), else `id -G` run now; the primary group alone if NSS does not know the user.
+ */
+export function groupIdsNow(user: SystemUser): number[] {
+  const known = groupAnswers.get(user.name)?.settled;
+  if (known) return [...known];
+  try {
+    const text = execFileSync('id', ['-G', '--', user.name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return parseGroupIds(text, user.gid) ?? [user.gid];
+  } catch {
+    return [user.gid];
+  }
 }
 
 /**
