@@ -176,6 +176,10 @@ export function startInternalSftp(session: ServerSession, context: SessionContex
   session.once('channel-close', () => server.destroy());
 }
 
+/** The SFTP child's PATH (it runs getent): root's, and everyone else's. */
+const ROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const USER_PATH = '/usr/local/bin:/usr/bin:/bin';
+
 /** How long a child started ahead waits for a session before tsshd lets it go. */
 const SPARE_IDLE_MS = 10 * 60_000;
 /** The one child started ahead, while there is one: unreferenced, so it never keeps tsshd running. */
@@ -190,7 +194,7 @@ let spare:
  * running code; the session's environment comes with the assignment.
  */
 function startChild(): ChildProcess {
-  const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+  const env: Record<string, string> = { PATH: ROOT_PATH };
   if (process.env.TZ) env.TZ = process.env.TZ;
   // A 1 MiB young generation, as tssh's: the child moves bulk data for one session (docs/performance.md).
   return spawn(process.execPath, ['--max-semi-space-size=1', CHILD, '--assigned'], { cwd: '/', env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
@@ -271,7 +275,7 @@ function runChild(session: ServerSession, context: SessionContext, config: SftpC
       HOME: user.home,
       USER: user.name,
       LOGNAME: user.name,
-      PATH: user.uid === 0 ? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' : '/usr/local/bin:/usr/bin:/bin',
+      PATH: user.uid === 0 ? ROOT_PATH : USER_PATH,
       ...(process.env.TZ ? { TZ: process.env.TZ } : {}),
     },
   };
