@@ -10,7 +10,7 @@
  *   children it has waited for (all in clock ticks, 10 ms here). sshd's per-connection processes
  *   exit and are reaped by the listener, so their CPU ends up in the listener's cutime+cstime.
  * - `descendants(pid)`, `rssKiB(pid)`, `pssKiB(pid)`.
- * - `serverTreeCpuMs(server)`: a server's CPU with that of the processes it reaped.
+ * - `serverTreeCpuMs(server)`: a server's CPU with every process it started (see there).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -132,17 +132,23 @@ export function pssKiB(pid) {
   return match ? Number(match[1]) : 0;
 }
 
+/** Long-lived helpers a server keeps (tsshd's spawn helper, src/cli/sshd/spawn-helper.ts), by name. */
+const LASTING = new Set(['tsshd-spawner']);
+
 /**
- * CPU milliseconds of a server and of every child it has reaped: its own (a Node server's threads,
- * µs precise; sshd's idle C listener from /proc/PID/stat) and its children's (cutime+cstime).
- * Waits (up to 10 s) until the server has no children left, so that the last session's processes
- * are counted.
+ * CPU milliseconds of a server and of every process it started: its own (a Node server's threads,
+ * µs precise; sshd's idle C listener from /proc/PID/stat), the children it has reaped, and its
+ * long-lived helpers' own and reaped (tsshd's spawn helper, which starts the commands). Waits (up
+ * to 10 s) until every other descendant has gone, so that the last session's processes are counted.
  * @param {{ pid: number, kind: string }} server
  */
 export async function serverTreeCpuMs(server) {
+  const lasting = (/** @type {number} */ pid) => LASTING.has(commandName(pid) ?? '');
   const deadline = Date.now() + 10000;
-  while (descendants(server.pid).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (descendants(server.pid).some((pid) => !lasting(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   const stat = statCpuMs(server.pid);
   if (!stat) return NaN;
-  return (server.kind === 'sshd' ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
+  let ms = (server.kind === 'sshd' ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
+  for (const pid of descendants(server.pid).filter(lasting)) ms += liveCpuMs(pid) + (statCpuMs(pid)?.childrenMs ?? 0);
+  return ms;
 }

@@ -5,10 +5,9 @@
  * close; sequentially or 16 in flight. Connections per second, client CPU per connection (the
  * client process's own, process.cpuUsage) and server CPU per connection: the server's own CPU time
  * (tsshd's and the ssh2 server's threads at µs resolution, sshd's listener from /proc/PID/stat)
- * plus that of every process it started and reaped (procfs.mjs serverTreeCpuMs, 10 ms resolution:
- * sshd's per-connection processes, a helper such as setpriv), less the CPU time of the shells
- * that ran `true`, which every server starts alike (measured here on the same machine as
- * `bash -c true` started from a small process, see shellTrueCpuMs).
+ * plus that of every process it started (procfs.mjs serverTreeCpuMs: sshd's per-connection
+ * processes, tsshd's spawn helper, 10 ms resolution), less the CPU time of the shells that ran
+ * `true`, which every server starts alike (measured here on the same machine as `bash -c true`).
  */
 import { spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
@@ -20,7 +19,6 @@ import { startConnClient } from './clients.mjs';
  * from a small process (a /bin/sh loop): the shell's own cost. A shell forked from a large process
  * costs more (its copy of the parent's memory map is torn down at exec); that part is the
  * server's doing and stays in its figure.
- * @param {number} [n]
  */
 export function shellTrueCpuMs(n = 50) {
   const shell = userInfo().shell || '/bin/sh';

@@ -1,11 +1,13 @@
 /**
  * tsshd run by root starts a user's command with exactly the credentials setpriv --init-groups
- * would give it, in the cheapest way that does (users.ts credentialSwitch): root serving root
- * with the groups tsshd already has keeps tsshd's credentials (and internal-sftp runs in tsshd's
- * process); a user in no group but its primary one takes spawn's uid and gid (libuv also drops
- * the supplementary groups); a user with supplementary groups goes through setpriv. Each session
- * must see what setpriv would have given it. Which programs tsshd starts is read from a
- * preloaded spy (helpers/spawn-spy.ts).
+ * would give it. Through the spawn helper (spawn-helper.ts, the default) the helper's child sets
+ * them itself; with child_process (TSSH_SPAWN_HELPER=0, and whenever the helper cannot be used)
+ * tsshd picks the cheapest way that gives them (users.ts credentialSwitch): root serving root with
+ * the groups tsshd already has keeps tsshd's credentials (and internal-sftp runs in tsshd's
+ * process either way); a user in no group but its primary one takes spawn's uid and gid (libuv
+ * also drops the supplementary groups); a user with supplementary groups goes through setpriv.
+ * Each session must see what setpriv would have given it, also when tsshd itself has groups of
+ * its own. Which programs tsshd starts is read from a preloaded spy (helpers/spawn-spy.ts).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,136 +52,152 @@ function spawned(log: string, since = 0): string[][] {
   return readFileSync(log, 'utf8').split('\n').filter(Boolean).slice(since).map((line) => JSON.parse(line) as string[]);
 }
 
-describe('tsshd as root starts a command with the user\'s credentials, the cheapest way that gives them', () => {
-  let lab: OpenSshFixture | undefined;
-  let tsshd: Tsshd | undefined;
-  let spyLog = '';
+const MODES = [
+  { name: 'through the spawn helper', helper: true, env: {} },
+  { name: 'with child_process (TSSH_SPAWN_HELPER=0)', helper: false, env: { TSSH_SPAWN_HELPER: '0' } },
+] as const;
 
-  before(async () => {
-    if (typeof process.getuid !== 'function' || process.getuid() !== 0 || missingPeers('ssh') !== undefined) return;
-    lab = await createLab();
-    spyLog = lab.path('tsshd-spawn.log');
-    tsshd = await startTsshd(lab, ['Subsystem sftp internal-sftp', 'LogLevel VERBOSE'], [], [], {
-      nodeArgs: ['--import', SPAWN_SPY],
-      env: { TSSH_SPAWN_LOG: spyLog },
-    });
-  });
-  after(async () => {
-    await tsshd?.stop();
-    await lab?.cleanup();
-  });
+/**
+ * The command (the argv that holds CREDENTIALS) was started as `how` says: by the spawn helper
+ * (tsshd started no such program itself, and the helper once), or as that program by tsshd.
+ */
+function expectStarted(programs: string[][], log: string, how: string): string[] | undefined {
+  const command = programs.find((argv) => argv.includes(CREDENTIALS));
+  if (how === 'helper') {
+    assert.equal(command, undefined, `tsshd started the command itself: ${JSON.stringify(command)}`);
+    assert.equal(spawned(log).filter((argv) => argv.some((word) => word.includes("$0 = 'tsshd-spawner'"))).length, 1, 'one helper');
+    return undefined;
+  }
+  assert.ok(command, `the command among ${JSON.stringify(programs)}`);
+  assert.equal(command[0], how);
+  return command;
+}
 
-  test('credentialSwitch: same for root exactly when root\'s groups are ours; uid-gid without supplementary groups; else initgroups', async (t) => {
-    if (!rootWithSetpriv(t)) return;
-    assert.equal(await credentialSwitch(lookupUser('root')!), rootKeepsOurGroups() ? 'same' : 'initgroups');
-    // Same uid, another primary group: not the same identity.
-    assert.notEqual(await credentialSwitch({ ...lookupUser('root')!, gid: 12345 }), 'same');
-    if (!canMakeSystemUsers(t)) return;
-    const plain = await createSystemUser(randomBytes(12).toString('base64url'));
-    t.after(() => plain.remove());
-    assert.equal(await credentialSwitch(lookupUser(plain.name)!), 'uid-gid');
-    const grouped = await createSystemUser(randomBytes(12).toString('base64url'));
-    t.after(() => grouped.remove());
-    addToGroup(grouped.name, 'users');
-    assert.equal(await credentialSwitch(lookupUser(grouped.name)!), 'initgroups');
-  });
-
-  test('a command for root: setpriv only when root\'s groups differ from tsshd\'s, the same credentials either way', { timeout: 60_000 }, async (t) => {
-    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
-    const since = spawned(spyLog).length;
-    const result = await lab!.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd!.port, user: 'root' });
-    assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
-    const viaSetpriv = spawnSync(SETPRIV, ['--reuid=0', '--regid=0', '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
-    assert.equal(result.stdout, viaSetpriv.stdout);
-    const programs = spawned(spyLog, since);
-    const shell = lookupUser('root')!.shell;
-    const command = programs.find((argv) => argv.includes(CREDENTIALS));
-    assert.ok(command, `the command among ${JSON.stringify(programs)}`);
-    if (rootKeepsOurGroups()) assert.equal(command[0], shell, 'started directly');
-    else assert.equal(command[0], SETPRIV, 'started through setpriv');
-  });
-
-  test('SFTP for root runs in tsshd\'s process when the credentials are the same', { timeout: 60_000 }, async (t) => {
-    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
-    const since = spawned(spyLog).length;
-    const logSince = tsshd!.log().length;
-    const payload = lab!.path('payload.bin');
-    writeFileSync(payload, randomBytes(300_000));
-    const batch = lab!.path('sftp-batch');
-    writeFileSync(batch, `put ${payload} ${lab!.path('up.bin')}\nget ${lab!.path('up.bin')} ${lab!.path('back.bin')}\n`);
-    const sftp = join(dirname(peerPath('ssh')), 'sftp');
-    const result = await run(sftp, [...lab!.clientOptions(tsshd!.port, { portFlag: '-P', quiet: true }), '-b', batch, 'root@127.0.0.1'], { timeoutMs: 30_000 });
-    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${tsshd!.log()}`);
-    assert.deepEqual(readFileSync(lab!.path('back.bin')), readFileSync(payload));
-    const nodeChildren = spawned(spyLog, since).filter((argv) => argv.includes(process.execPath));
-    if (rootKeepsOurGroups()) {
-      await tsshd!.waitForLog(/internal-sftp session for root \(in process\)/, logSince);
-      assert.deepEqual(nodeChildren, []);
-    } else {
-      await tsshd!.waitForLog(/internal-sftp session for root \(as uid 0 in a child process\)/, logSince);
-      assert.equal(nodeChildren.length, 1);
-    }
-  });
-
-  test('another user: spawn\'s uid and gid without supplementary groups, setpriv with them; what setpriv would give either way', { timeout: 60_000 }, async (t) => {
-    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
-    const plain = await createSystemUser(randomBytes(12).toString('base64url'));
-    const grouped = await createSystemUser(randomBytes(12).toString('base64url'));
-    t.after(async () => {
-      await plain.remove();
-      await grouped.remove();
-    });
-    addToGroup(grouped.name, 'users');
-    for (const [handle, expected] of [[plain, 'direct'], [grouped, 'setpriv']] as const) {
-      const account = lookupUser(handle.name)!;
-      const since = spawned(spyLog).length;
-      const result = await lab!.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd!.port, user: handle.name });
-      assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
-      const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
-      assert.equal(result.stdout, viaSetpriv.stdout, handle.name);
-      const command = spawned(spyLog, since).find((argv) => argv.includes(CREDENTIALS));
-      assert.ok(command, handle.name);
-      if (expected === 'direct') assert.equal(command[0], account.shell);
-      else {
-        assert.equal(command[0], SETPRIV);
-        assert.ok(command.includes(`--reuid=${account.uid}`), JSON.stringify(command));
-      }
-    }
-    assert.notEqual(userInfo().uid, lookupUser(plain.name)!.uid);
-  });
-});
-
-describe('tsshd as root with supplementary groups of its own (4 and 27) passes none of them on', () => {
-  test('a user in no group but its own, and root (whose groups are not tsshd\'s now): started directly, with what setpriv gives', { timeout: 60_000 }, async (t) => {
-    if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
-    const lab = await createLab();
-    const plain = await createSystemUser(randomBytes(12).toString('base64url'));
+for (const mode of MODES) {
+  describe(`tsshd as root starts a command with the user's credentials, ${mode.name}`, () => {
+    let lab: OpenSshFixture | undefined;
     let tsshd: Tsshd | undefined;
-    t.after(async () => {
+    let spyLog = '';
+
+    before(async () => {
+      if (typeof process.getuid !== 'function' || process.getuid() !== 0 || missingPeers('ssh') !== undefined) return;
+      lab = await createLab();
+      spyLog = lab.path('tsshd-spawn.log');
+      tsshd = await startTsshd(lab, ['Subsystem sftp internal-sftp', 'LogLevel VERBOSE'], [], [], {
+        nodeArgs: ['--import', SPAWN_SPY],
+        env: { TSSH_SPAWN_LOG: spyLog, ...mode.env },
+      });
+    });
+    after(async () => {
       await tsshd?.stop();
-      await plain.remove();
-      await lab.cleanup();
+      await lab?.cleanup();
     });
-    const spyLog = lab.path('tsshd-spawn.log');
-    tsshd = await startTsshd(lab, [], [], [], {
-      prefix: [SETPRIV, '--groups=4,27', '--'],
-      nodeArgs: ['--import', SPAWN_SPY],
-      env: { TSSH_SPAWN_LOG: spyLog },
+
+    test('credentialSwitch: same for root exactly when root\'s groups are ours; uid-gid without supplementary groups; else initgroups', async (t) => {
+      if (mode.helper) return; // the same function either way: checked once
+      if (!rootWithSetpriv(t)) return;
+      assert.equal(await credentialSwitch(lookupUser('root')!), rootKeepsOurGroups() ? 'same' : 'initgroups');
+      // Same uid, another primary group: not the same identity.
+      assert.notEqual(await credentialSwitch({ ...lookupUser('root')!, gid: 12345 }), 'same');
+      if (!canMakeSystemUsers(t)) return;
+      const plain = await createSystemUser(randomBytes(12).toString('base64url'));
+      t.after(() => plain.remove());
+      assert.equal(await credentialSwitch(lookupUser(plain.name)!), 'uid-gid');
+      const grouped = await createSystemUser(randomBytes(12).toString('base64url'));
+      t.after(() => grouped.remove());
+      addToGroup(grouped.name, 'users');
+      assert.equal(await credentialSwitch(lookupUser(grouped.name)!), 'initgroups');
     });
-    const groups = readFileSync(`/proc/${tsshd.pid}/status`, 'utf8').match(/^Groups:\s*(.*)$/m)?.[1]?.trim().split(/\s+/).map(Number);
-    assert.deepEqual(groups?.sort((a, b) => a - b), [4, 27], 'tsshd runs with groups 4 and 27');
-    // Root too is in no group but its own: spawn's uid and gid (0 and 0) clear tsshd's groups.
-    for (const [name, expected] of [[plain.name, lookupUser(plain.name)!.shell], ['root', lookupUser('root')!.shell]] as const) {
-      const account = lookupUser(name)!;
+
+    test('a command for root: setpriv only when root\'s groups differ from tsshd\'s, the same credentials either way', { timeout: 60_000 }, async (t) => {
+      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
       const since = spawned(spyLog).length;
-      const result = await lab.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd.port, user: name });
-      assert.equal(result.code, 0, `${result.stderr}\n${tsshd.log()}`);
-      const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
-      assert.equal(result.stdout, viaSetpriv.stdout, name);
-      assert.equal(spawned(spyLog, since).find((argv) => argv.includes(CREDENTIALS))?.[0], expected, name);
-    }
+      const result = await lab!.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd!.port, user: 'root' });
+      assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
+      const viaSetpriv = spawnSync(SETPRIV, ['--reuid=0', '--regid=0', '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
+      assert.equal(result.stdout, viaSetpriv.stdout);
+      const programs = spawned(spyLog, since);
+      const shell = lookupUser('root')!.shell;
+      expectStarted(programs, spyLog, mode.helper ? 'helper' : rootKeepsOurGroups() ? shell : SETPRIV);
+    });
+
+    test('SFTP for root runs in tsshd\'s process when the credentials are the same', { timeout: 60_000 }, async (t) => {
+      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
+      const since = spawned(spyLog).length;
+      const logSince = tsshd!.log().length;
+      const payload = lab!.path('payload.bin');
+      writeFileSync(payload, randomBytes(300_000));
+      const batch = lab!.path('sftp-batch');
+      writeFileSync(batch, `put ${payload} ${lab!.path('up.bin')}\nget ${lab!.path('up.bin')} ${lab!.path('back.bin')}\n`);
+      const sftp = join(dirname(peerPath('ssh')), 'sftp');
+      const result = await run(sftp, [...lab!.clientOptions(tsshd!.port, { portFlag: '-P', quiet: true }), '-b', batch, 'root@127.0.0.1'], { timeoutMs: 30_000 });
+      assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${tsshd!.log()}`);
+      assert.deepEqual(readFileSync(lab!.path('back.bin')), readFileSync(payload));
+      const nodeChildren = spawned(spyLog, since).filter((argv) => argv.includes(process.execPath));
+      if (rootKeepsOurGroups()) {
+        await tsshd!.waitForLog(/internal-sftp session for root \(in process\)/, logSince);
+        assert.deepEqual(nodeChildren, []);
+      } else {
+        await tsshd!.waitForLog(/internal-sftp session for root \(as uid 0 in a child process\)/, logSince);
+        assert.equal(nodeChildren.length, 1);
+      }
+    });
+
+    test('another user: spawn\'s uid and gid without supplementary groups, setpriv with them; what setpriv would give either way', { timeout: 60_000 }, async (t) => {
+      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+      const plain = await createSystemUser(randomBytes(12).toString('base64url'));
+      const grouped = await createSystemUser(randomBytes(12).toString('base64url'));
+      t.after(async () => {
+        await plain.remove();
+        await grouped.remove();
+      });
+      addToGroup(grouped.name, 'users');
+      for (const [handle, expected] of [[plain, 'direct'], [grouped, 'setpriv']] as const) {
+        const account = lookupUser(handle.name)!;
+        const since = spawned(spyLog).length;
+        const result = await lab!.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd!.port, user: handle.name });
+        assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
+        const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
+        assert.equal(result.stdout, viaSetpriv.stdout, handle.name);
+        const command = expectStarted(spawned(spyLog, since), spyLog, mode.helper ? 'helper' : expected === 'direct' ? account.shell : SETPRIV);
+        if (!mode.helper && expected === 'setpriv') assert.ok(command?.includes(`--reuid=${account.uid}`), JSON.stringify(command));
+      }
+      assert.notEqual(userInfo().uid, lookupUser(plain.name)!.uid);
+    });
   });
-});
+
+  describe(`tsshd as root with supplementary groups of its own (4 and 27) passes none of them on, ${mode.name}`, () => {
+    test('a user in no group but its own, and root (whose groups are not tsshd\'s now): started directly, with what setpriv gives', { timeout: 60_000 }, async (t) => {
+      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+      const lab = await createLab();
+      const plain = await createSystemUser(randomBytes(12).toString('base64url'));
+      let tsshd: Tsshd | undefined;
+      t.after(async () => {
+        await tsshd?.stop();
+        await plain.remove();
+        await lab.cleanup();
+      });
+      const spyLog = lab.path('tsshd-spawn.log');
+      tsshd = await startTsshd(lab, [], [], [], {
+        prefix: [SETPRIV, '--groups=4,27', '--'],
+        nodeArgs: ['--import', SPAWN_SPY],
+        env: { TSSH_SPAWN_LOG: spyLog, ...mode.env },
+      });
+      const groups = readFileSync(`/proc/${tsshd.pid}/status`, 'utf8').match(/^Groups:\s*(.*)$/m)?.[1]?.trim().split(/\s+/).map(Number);
+      assert.deepEqual(groups?.sort((a, b) => a - b), [4, 27], 'tsshd runs with groups 4 and 27');
+      // Root too is in no group but its own: spawn's uid and gid (0 and 0) clear tsshd's groups.
+      for (const [name, expected] of [[plain.name, lookupUser(plain.name)!.shell], ['root', lookupUser('root')!.shell]] as const) {
+        const account = lookupUser(name)!;
+        const since = spawned(spyLog).length;
+        const result = await lab.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd.port, user: name });
+        assert.equal(result.code, 0, `${result.stderr}\n${tsshd.log()}`);
+        const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
+        assert.equal(result.stdout, viaSetpriv.stdout, name);
+        expectStarted(spawned(spyLog, since), spyLog, mode.helper ? 'helper' : expected);
+      }
+    });
+  });
+}
 
 /** usermod -aG GROUP NAME, retried while another test file holds the group file's lock. */
 function addToGroup(name: string, group: string): void {

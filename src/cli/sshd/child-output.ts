@@ -50,3 +50,13 @@ export function readChildOutput(stdout: Readable | null, callback: (bytes: numbe
   const options = { handle, readable: true, writable: false, onread: { buffer: shared, callback } };
   return new Socket(options as SocketConstructorOpts);
 }
+
+/**
+ * A Socket reading `fd` (a pipe of ours, non-blocking) with onread into the same shared buffer,
+ * for output that does not come through child_process (spawn-helper.ts). Call resume() for 'end'.
+ */
+export function readOutputFd(fd: number, callback: (bytes: number, buffer: Uint8Array) => boolean): Socket {
+  shared ??= Buffer.allocUnsafeSlow(READ_SIZE);
+  const options = { fd, readable: true, writable: false, onread: { buffer: shared, callback } };
+  return new Socket(options as SocketConstructorOpts);
+}

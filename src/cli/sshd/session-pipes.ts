@@ -157,6 +157,34 @@ export function takeStderrPipe(owner?: { readonly uid: number; readonly gid: num
   }
 }
 
+/**
+ * `count` FIFO paths from the stock, for a process that opens its ends itself (spawn-helper.ts),
+ * or undefined when the stock has too few. The caller opens our ends at once and makes sure the
+ * names are removed (the helper's child removes them once it has opened its ends).
+ */
+export function takeFifoPaths(count: number): string[] | undefined {
+  if (stock.length < LOW_WATER + count) refill();
+  if (stock.length < count) return undefined;
+  return stock.splice(0, count);
+}
+
+/** The private folder (0700, removed at exit) once made; undefined when FIFOs are impossible here. */
+export function pipeFolder(): string | undefined {
+  folder ??= makeFolder();
+  return folder ?? undefined;
+}
+
+/** Remove FIFO names, ignoring those already gone. */
+export function removeFifos(paths: readonly string[]): void {
+  for (const path of paths) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
 /** Close file descriptors, ignoring those already closed. */
 export function closeAll(fds: readonly number[]): void {
   for (const fd of fds) {

@@ -7,13 +7,14 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { existsSync } from 'node:fs';
+import { constants, existsSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ServerSession } from '../../server-session.js';
-import type { SystemUser } from './users.js';
+import { knownGroups, type SystemUser } from './users.js';
 import { chrootCommand, splitForRoot } from './chroot.js';
-import { readChildOutput } from './child-output.js';
-import { closeAll, takeStderrPipe } from './session-pipes.js';
+import { readChildOutput, readOutputFd } from './child-output.js';
+import { closeAll, removeFifos, takeFifoPaths, takeStderrPipe } from './session-pipes.js';
+import { startThroughHelper, type HelperCommand } from './spawn-helper.js';
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
@@ -85,10 +86,13 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
 
 /**
  * Start a process for `command` (undefined: an interactive shell) without a terminal, wired to
- * the session's streams: its errors through a real pipe where session-pipes.ts has one (so that
+ * the session's streams: through the spawn helper (spawn-helper.ts) when it can,
+ * else with child_process: its errors through a real pipe where session-pipes.ts has one (so that
  * the command can open /dev/stderr, as under sshd), the rest through Node's sockets.
  */
-export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | undefined {
+export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | HelperCommand | undefined {
+  const helped = process.env.TSSH_SPAWN_HELPER === '0' ? undefined : runThroughHelper(session, context, command);
+  if (helped) return helped;
   const pipe = takeStderrPipe(mustSwitchUser(context) ? context.user : undefined);
   const child = startChild(session, context, command, pipe ? ['pipe', 'pipe', pipe.child] : 'pipe');
   if (pipe) closeAll([pipe.child]); // the child has its own copy: ours must go, or no EOF comes
@@ -102,17 +106,78 @@ export function runWithoutPty(session: ServerSession, context: SessionContext, c
 }
 
 /**
+ * The command through the spawn helper, or undefined to start it with child_process: in a chroot,
+ * without perl or FIFOs, or when the user's groups are not known yet (they are once the session
+ * waited for credentialSwitch, which asks for them).
+ */
+function runThroughHelper(session: ServerSession, context: SessionContext, command: string | undefined): HelperCommand | undefined {
+  if (context.chroot !== undefined) return undefined;
+  const { user } = context;
+  let credentials: { uid: number; gid: number; groups: readonly number[] } | undefined;
+  if (mustSwitchUser(context)) {
+    const groups = context.credentials === 'uid-gid' ? [user.gid] : knownGroups(user);
+    if (!groups) return undefined;
+    credentials = { uid: user.uid, gid: user.gid, groups };
+  }
+  const paths = takeFifoPaths(2);
+  if (!paths) return undefined;
+  const [stdoutPath, stderrPath] = paths as [string, string];
+  const ours: number[] = [];
+  try {
+    // Ours first, for reading, without waiting: the command's ends are opened by the helper.
+    ours.push(openSync(stdoutPath, constants.O_RDONLY | constants.O_NONBLOCK));
+    ours.push(openSync(stderrPath, constants.O_RDONLY | constants.O_NONBLOCK));
+  } catch {
+    closeAll(ours);
+    removeFifos(paths);
+    return undefined;
+  }
+  const { file, args, argv0 } = shellCommand(user, command);
+  const child = startThroughHelper({
+    file,
+    argv0,
+    args,
+    env: sessionEnvironment(context, session.env.TERM, undefined),
+    cwd: existsSync(user.home) ? user.home : '/',
+    user: credentials,
+    fifos: { stdout: stdoutPath, stderr: stderrPath },
+  });
+  if (!child) {
+    closeAll(ours);
+    removeFifos(paths);
+    return undefined;
+  }
+  const [stdoutFd, stderrFd] = ours as [number, number];
+  const stdout = readOutputFd(stdoutFd, sessionOutputCallback(session, () => stdout));
+  const stderr = new Socket({ fd: stderrFd, readable: true, writable: false });
+  // The helper removes the names once the command has its ends; if it never got them, here.
+  child.once('exit', () => removeFifos(paths));
+  child.once('error', () => {
+    removeFifos(paths);
+    stdout.destroy();
+    stderr.destroy();
+  });
+  wireChild(session, child, { stdin: () => child.stdin!, stdout, stderr });
+  return child;
+}
+
+/**
  * The child's stdout read with onread (child-output.ts), each read going straight to the session
  * (ChannelStream.writeNow) and pausing while the channel has no room; undefined when it has to be
  * read as a stream.
  */
 export function readSessionOutput(session: ServerSession, child: ChildProcess): Socket | undefined {
-  const reader = readChildOutput(child.stdout, (bytes: number, buffer: Uint8Array): boolean => {
-    if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
-    session.once('drain', () => reader?.resume());
-    return false;
-  });
+  const reader: Socket | undefined = readChildOutput(child.stdout, sessionOutputCallback(session, () => reader));
   return reader;
+}
+
+/** The onread callback that sends each read to the session, pausing `reader()` while it is full. */
+function sessionOutputCallback(session: ServerSession, reader: () => Socket | undefined): (bytes: number, buffer: Uint8Array) => boolean {
+  return (bytes, buffer) => {
+    if (session.writeNow(Buffer.from(buffer.buffer, buffer.byteOffset, bytes))) return true;
+    session.once('drain', () => reader()?.resume());
+    return false;
+  };
 }
 
 function startChild(session: ServerSession, context: SessionContext, command: string | undefined, stdio: StdioOptions): ChildProcess | undefined {
@@ -206,7 +271,7 @@ export function feedStdin(session: ServerSession, stdin: Writable): void {
  * (its reads reach the session through onread; flowing mode, so that 'end' comes), or with pipe()
  * when there is none. `ended` runs once, when the output has ended.
  */
-export function deliverOutput(session: ServerSession, child: ChildProcess, reader: Socket | undefined, ended: () => void): void {
+export function deliverOutput(session: ServerSession, child: { readonly stdout: Readable | null }, reader: Socket | undefined, ended: () => void): void {
   if (reader) {
     reader.once('end', ended);
     reader.on('error', () => reader.destroy());
@@ -226,12 +291,24 @@ export function deliverOutput(session: ServerSession, child: ChildProcess, reade
  * undefined to read the child's own stdout as a stream.
  */
 interface ChildStreams {
-  readonly stdin: Writable;
+  /** A function when the stream is known only once the process has started ('spawn'). */
+  readonly stdin: Writable | (() => Writable);
   readonly stdout: Socket | undefined;
   readonly stderr: Readable;
 }
 
-function wireChild(session: ServerSession, child: ChildProcess, { stdin, stdout, stderr }: ChildStreams): void {
+/** What wireChild uses of a process: a ChildProcess, or a HelperCommand. */
+interface SessionProcess {
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  readonly stdout?: Readable | null;
+  kill(signal?: NodeJS.Signals): boolean;
+  once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'spawn', listener: () => void): unknown;
+}
+
+function wireChild(session: ServerSession, child: SessionProcess, { stdin, stdout, stderr }: ChildStreams): void {
   let outputsOpen = 2;
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const finish = (): void => {
@@ -243,13 +320,15 @@ function wireChild(session: ServerSession, child: ChildProcess, { stdin, stdout,
     outputsOpen--;
     finish();
   };
-  deliverOutput(session, child, stdout, stdoutEnded);
+  deliverOutput(session, { stdout: child.stdout ?? null }, stdout, stdoutEnded);
   stderr.pipe(session.stderr, { end: false });
   stderr.once('end', () => {
     outputsOpen--;
     finish();
   });
-  feedStdin(session, stdin);
+  // From the start on: before it, data waits in the session (the helper's command may not hold its
+  // end of the pipe yet).
+  child.once('spawn', () => feedStdin(session, typeof stdin === 'function' ? stdin() : stdin));
   child.once('error', (error) => {
     session.stderr.write(`${error.message}\n`);
     exit = { code: 127, signal: null };

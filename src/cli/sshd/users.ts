@@ -120,6 +120,11 @@ function parseGroupIds(text: string, gid: number): number[] | undefined {
   return list.length > 0 && list.every((id) => Number.isInteger(id) && id >= 0) ? [...new Set([gid, ...list])] : undefined;
 }
 
+/** What initialGroups() last found for `user`, if it has answered (undefined: not asked yet, or unknown). */
+export function knownGroups(user: SystemUser): readonly number[] | undefined {
+  return groupAnswers.get(user.name)?.settled;
+}
+
 /**
  * The groups initgroups(3) gives `user`, the primary one included: `id -G`, which asks NSS as
  * setpriv's initgroups does. Kept for a minute while /etc/group is unchanged; undefined when

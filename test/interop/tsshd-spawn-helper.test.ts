@@ -1,0 +1,148 @@
+/**
+ * tsshd's spawn helper (src/cli/sshd/spawn-helper.ts) starts commands without a terminal: the
+ * command is the helper's child; exit statuses and signals come back; stdin reaches it byte-exact
+ * and its EOF arrives (also when the client sent everything before the command had started); its
+ * stdout and stderr are pipes it can open by name, and reopening its stdin (a socket) fails at once
+ * as under sshd; a channel closed under it hangs it up; and a helper that died is replaced for
+ * the next command. Run as whoever runs the tests (as root: root serving root).
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { missingPeers, havePeers } from '../helpers/peers.js';
+import { createLab, startTsshd, type Tsshd } from '../helpers/auth-lab.js';
+import type { OpenSshFixture } from '../helpers/openssh.js';
+import { connect, type SshClient } from '../../src/client.js';
+import { parsePrivateKeyFile } from '../../src/keys/private-key-file.js';
+
+/** Every process below `pid` (from /proc/PID/task/TID/children). */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${next}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let text = '';
+      try {
+        text = readFileSync(`/proc/${next}/task/${tid}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of text.trim().split(/\s+/).filter(Boolean).map(Number)) {
+        out.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return out;
+}
+
+function commandName(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+describe('commands through tsshd\'s spawn helper', () => {
+  let lab: OpenSshFixture | undefined;
+  let tsshd: Tsshd | undefined;
+  let client: SshClient | undefined;
+
+  before(async () => {
+    // createLab makes its keys with OpenSSH's ssh-keygen.
+    if (missingPeers('ssh-keygen') !== undefined) return;
+    lab = await createLab();
+    tsshd = await startTsshd(lab, []);
+    const { key } = await parsePrivateKeyFile(readFileSync(lab.userKey.privateKey));
+    client = await connect({ host: '127.0.0.1', port: tsshd.port, username: lab.user, privateKeys: [key], verifyHostKey: () => true });
+  });
+  after(async () => {
+    await client?.end();
+    await tsshd?.stop();
+    await lab?.cleanup();
+  });
+
+  const helpers = (): number[] => descendants(tsshd!.pid).filter((pid) => commandName(pid) === 'tsshd-spawner');
+
+  test('the command is the helper\'s child; exit statuses and signals come back', async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    const parent = await client!.exec('cat /proc/$PPID/comm');
+    assert.equal(parent.stdout.toString(), 'tsshd-spawner\n');
+    assert.equal(helpers().length, 1);
+    assert.equal((await client!.exec('exit 3')).code, 3);
+    const killed = await client!.exec('kill -TERM $$');
+    assert.equal(killed.code, undefined);
+    assert.equal(killed.signal?.signal, 'TERM');
+  });
+
+  test('stdin arrives byte-exact with its EOF, also when all of it was sent before the command started', async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    const input = randomBytes(3 * 1024 * 1024 + 11);
+    const round = await client!.exec('cat', { stdin: input });
+    assert.equal(round.code, 0);
+    assert.ok(round.stdout.equals(input), `${round.stdout.length} bytes back of ${input.length}`);
+    const digest = await client!.exec('sha256sum', { stdin: input });
+    assert.equal(digest.stdout.toString().split(' ')[0], createHash('sha256').update(input).digest('hex'));
+    // Nothing at all: EOF at once.
+    assert.equal((await client!.exec('wc -c', { stdin: Buffer.alloc(0) })).stdout.toString().trim(), '0');
+  });
+
+  test('stdout and stderr are pipes it can open by name; reopening stdin (a socket, as under sshd) fails at once', async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    const result = await client!.exec('read line; echo "got $line" > /dev/stdout; echo oops > /dev/stderr', { stdin: Buffer.from('hello\n') });
+    assert.equal(result.code, 0, result.stderr.toString());
+    assert.equal(result.stdout.toString(), 'got hello\n');
+    assert.equal(result.stderr.toString(), 'oops\n');
+    // After the client's EOF: an error, not a wait for a writer that never comes.
+    const reopened = await client!.exec('cat /dev/stdin', { stdin: Buffer.from('x') });
+    assert.notEqual(reopened.code, 0);
+    assert.match(reopened.stderr.toString(), /No such device or address/);
+  });
+
+  test('a channel closed under a running command hangs it up', async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    const marker = `tssh-hup-${randomBytes(4).toString('hex')}`;
+    const session = await client!.openSession();
+    await session.start('exec', `exec -a ${marker} sleep 30`, {});
+    let pid: number | undefined;
+    for (let i = 0; i < 100 && pid === undefined; i++) {
+      await sleep(20);
+      pid = descendants(tsshd!.pid).find((p) => commandLine(p).startsWith(marker));
+    }
+    assert.ok(pid, 'the command runs');
+    session.close();
+    for (let i = 0; i < 100 && descendants(tsshd!.pid).includes(pid); i++) await sleep(20);
+    assert.equal(descendants(tsshd!.pid).includes(pid), false, 'the command is gone');
+  });
+
+  test('a helper that died is replaced for the next command', async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    await client!.exec('true');
+    const [first] = helpers();
+    assert.ok(first);
+    process.kill(first, 'SIGKILL');
+    for (let i = 0; i < 100 && helpers().includes(first); i++) await sleep(20);
+    const result = await client!.exec('echo again');
+    assert.equal(result.stdout.toString(), 'again\n');
+    assert.equal(helpers().length, 1);
+    assert.notEqual(helpers()[0], first);
+  });
+});
