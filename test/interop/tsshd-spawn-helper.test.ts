@@ -82,7 +82,7 @@ describe('commands through tsshd\'s spawn helper', () => {
 
   const helpers = (): number[] => descendants(tsshd!.pid).filter((pid) => commandName(pid) === 'tsshd-spawner');
 
-  test('the command is the helper\'s child; exit statuses and signals come back', async (t) => {
+  test('the command is the helper\'s child; exit statuses and signals come back', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     const parent = await client!.exec('cat /proc/$PPID/comm');
     assert.equal(parent.stdout.toString(), 'tsshd-spawner\n');
@@ -93,7 +93,7 @@ describe('commands through tsshd\'s spawn helper', () => {
     assert.equal(killed.signal?.signal, 'TERM');
   });
 
-  test('stdin arrives byte-exact with its EOF, also when all of it was sent before the command started', async (t) => {
+  test('stdin arrives byte-exact with its EOF, also when all of it was sent before the command started', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     const input = randomBytes(3 * 1024 * 1024 + 11);
     const round = await client!.exec('cat', { stdin: input });
@@ -105,7 +105,7 @@ describe('commands through tsshd\'s spawn helper', () => {
     assert.equal((await client!.exec('wc -c', { stdin: Buffer.alloc(0) })).stdout.toString().trim(), '0');
   });
 
-  test('stdout and stderr are pipes it can open by name; reopening stdin (a socket, as under sshd) fails at once', async (t) => {
+  test('stdout and stderr are pipes it can open by name; reopening stdin (a socket, as under sshd) fails at once', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     const result = await client!.exec('read line; echo "got $line" > /dev/stdout; echo oops > /dev/stderr', { stdin: Buffer.from('hello\n') });
     assert.equal(result.code, 0, result.stderr.toString());
@@ -117,7 +117,7 @@ describe('commands through tsshd\'s spawn helper', () => {
     assert.match(reopened.stderr.toString(), /No such device or address/);
   });
 
-  test('a channel closed under a running command hangs it up', async (t) => {
+  test('a channel closed under a running command hangs it up', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     const marker = `tssh-hup-${randomBytes(4).toString('hex')}`;
     const session = await client!.openSession();
@@ -133,7 +133,7 @@ describe('commands through tsshd\'s spawn helper', () => {
     assert.equal(descendants(tsshd!.pid).includes(pid), false, 'the command is gone');
   });
 
-  test('a helper that died is replaced for the next command', async (t) => {
+  test('a helper that died is replaced for the next command', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     await client!.exec('true');
     const [first] = helpers();
