@@ -66,6 +66,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   let tsshd: Tsshd | undefined;
   let client: SshClient | undefined;
 
+  // Hooks and tests have time limits, so that a hang fails with a name instead of stopping the suite.
   before(async () => {
     // createLab makes its keys with OpenSSH's ssh-keygen.
     if (missingPeers('ssh-keygen') !== undefined) return;
@@ -73,12 +74,12 @@ describe('commands through tsshd\'s spawn helper', () => {
     tsshd = await startTsshd(lab, []);
     const { key } = await parsePrivateKeyFile(readFileSync(lab.userKey.privateKey));
     client = await connect({ host: '127.0.0.1', port: tsshd.port, username: lab.user, privateKeys: [key], verifyHostKey: () => true });
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await client?.end();
     await tsshd?.stop();
     await lab?.cleanup();
-  });
+  }, { timeout: 30_000 });
 
   const helpers = (): number[] => descendants(tsshd!.pid).filter((pid) => commandName(pid) === 'tsshd-spawner');
 
@@ -131,6 +132,42 @@ describe('commands through tsshd\'s spawn helper', () => {
     session.close();
     for (let i = 0; i < 100 && descendants(tsshd!.pid).includes(pid); i++) await sleep(20);
     assert.equal(descendants(tsshd!.pid).includes(pid), false, 'the command is gone');
+  });
+
+  test('many commands at once, of every kind, each get their own input, output and status', { timeout: 60_000 }, async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    // Requests, starts, stdin connections and exits of different commands interleave in the helper
+    // and in tsshd; each must still be matched to its own session.
+    const one = async (i: number): Promise<void> => {
+      switch (i % 5) {
+        case 0: {
+          const input = randomBytes(1 + ((i * 7919) % 200_000));
+          const echoed = await client!.exec('cat', { stdin: input });
+          assert.ok(echoed.stdout.equals(input), `#${i}: ${echoed.stdout.length} of ${input.length} bytes, ${echoed.stderr.toString()}`);
+          break;
+        }
+        case 1:
+          assert.equal((await client!.exec(`exit ${i % 100}`)).code, i % 100, `#${i}`);
+          break;
+        case 2:
+          assert.equal((await client!.exec('kill -TERM $$')).signal?.signal, 'TERM', `#${i}`);
+          break;
+        case 3: {
+          const answer = await client!.exec(`read line; echo "$line ${i}"; echo ${i} >&2`, { stdin: Buffer.from(`line\n`) });
+          assert.equal(answer.stdout.toString(), `line ${i}\n`);
+          assert.equal(answer.stderr.toString(), `${i}\n`);
+          break;
+        }
+        default:
+          assert.equal((await client!.exec('wc -c', { stdin: Buffer.alloc(0) })).stdout.toString().trim(), '0', `#${i}`);
+      }
+    };
+    let next = 0;
+    // Eight at a time: under the ten sessions a connection may have open (MaxSessions).
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < 300) await one(next++);
+    }));
+    assert.equal(helpers().length, 1);
   });
 
   test('a helper that died is replaced for the next command', { timeout: 30_000 }, async (t) => {
