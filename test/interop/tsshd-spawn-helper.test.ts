@@ -170,6 +170,20 @@ describe('commands through tsshd\'s spawn helper', () => {
     assert.equal(helpers().length, 1);
   });
 
+  test('a signal sent right behind the command reaches it, even before the helper has read the request', { timeout: 30_000 }, async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    for (let i = 0; i < 5; i++) {
+      const session = await client!.openSession();
+      const exited = new Promise<unknown>((resolve) => session.once('exit', resolve));
+      // The exec request and the signal leave in the same write: tsshd reads them together.
+      const started = session.start('exec', 'sleep 30', {});
+      session.signal('TERM');
+      await started;
+      assert.deepEqual(await exited, { code: undefined, signal: { signal: 'TERM', coreDumped: false, message: '' } });
+      session.close();
+    }
+  });
+
   test('a helper that died is replaced for the next command', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     await client!.exec('true');
@@ -177,8 +191,14 @@ describe('commands through tsshd\'s spawn helper', () => {
     assert.ok(first);
     process.kill(first, 'SIGKILL');
     for (let i = 0; i < 100 && helpers().includes(first); i++) await sleep(20);
-    const result = await client!.exec('echo again');
-    assert.equal(result.stdout.toString(), 'again\n');
+    // This command starts another way while the new helper gets ready; the next ones go to it.
+    assert.equal((await client!.exec('echo again')).stdout.toString(), 'again\n');
+    let parent = '';
+    for (let i = 0; i < 100 && parent !== 'tsshd-spawner\n'; i++) {
+      await sleep(20);
+      parent = (await client!.exec('cat /proc/$PPID/comm')).stdout.toString();
+    }
+    assert.equal(parent, 'tsshd-spawner\n');
     assert.equal(helpers().length, 1);
     assert.notEqual(helpers()[0], first);
   });

@@ -23,6 +23,7 @@ import { resolveForConnection } from '../../config/sshd-config.js';
 import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
 import { prepareStderrPipes } from './session-pipes.js';
+import { prepareSpawnHelper } from './spawn-helper.js';
 import { loadNodePty, ptySupport, runWithPty, type NodePty } from './pty.js';
 import { credentialSwitch, lookupUser, type SystemUser } from './users.js';
 import { isInternalSftp, startInternalSftp } from '../../sftp/internal-sftp.js';
@@ -89,9 +90,11 @@ export function createTsshdServer(options: ServeOptions): SshServer {
   const base = options.config().settings;
   const states = new WeakMap<ServerConnection, AuthResultState>();
   // node-pty (optional) is imported now, in the background, so that a pty request finds it ready;
-  // likewise the first FIFOs for sessions' standard error are made now.
+  // likewise the first FIFOs for sessions' standard error are made now, and the helper that starts
+  // commands (spawn-helper.ts) is started.
   void loadNodePty();
   prepareStderrPipes();
+  prepareSpawnHelper();
   const server = createServer({
     hostKeys: options.hostKeys,
     algorithms: {
@@ -329,11 +332,16 @@ function onSession(this: ServerConnection, session: ServerSession): void {
   const forced = keyOptions?.command ?? settings.forceCommand ?? undefined;
   const run = (command: string | undefined, original: string | undefined): void => {
     const socket = (served.agentSocket ?? Promise.resolve(undefined)).then((path) => path, () => undefined);
+    // Signals and window changes that come while the process is being prepared are kept and handed
+    // to it once it runs: sshd, which forks at once, always has the process to give them to.
+    const early = holdEarlyRequests(session);
     void Promise.all([socket, ptyDecided, userFile, credentialsKnown]).then(([socketPath, , problems]) => {
       setEnv();
       // As sshd: a bad line in ~/.ssh/environment is reported to the session and skipped.
       for (const problem of problems) session.stderr.write(`${problem}\n`);
+      early.stop();
       start(command, original, socketPath);
+      early.replay();
     });
   };
   const start = (command: string | undefined, original: string | undefined, agentPath: string | undefined): void => {
@@ -363,6 +371,27 @@ function onSession(this: ServerConnection, session: ServerSession): void {
     request.accept();
     run(forced ?? subsystem.command, undefined);
   });
+}
+
+/**
+ * Collect the session's 'signal' and 'window-change' events until stop(); replay() emits them again
+ * in order, for the listeners the started process has added by then.
+ */
+function holdEarlyRequests(session: ServerSession): { stop(): void; replay(): void } {
+  const held: Array<['signal', string] | ['window-change', unknown]> = [];
+  const onSignal = (name: string): void => void held.push(['signal', name]);
+  const onWindow = (size: unknown): void => void held.push(['window-change', size]);
+  session.on('signal', onSignal);
+  session.on('window-change', onWindow);
+  return {
+    stop: () => {
+      session.off('signal', onSignal);
+      session.off('window-change', onWindow);
+    },
+    replay: () => {
+      for (const [event, value] of held.splice(0)) session.emit(event, value);
+    },
+  };
 }
 
 /**

@@ -8,57 +8,71 @@
  * that, so tsshd starts one helper (perl-base is part of every Debian system, and the chroot
  * trampoline already relies on it) and asks it for each command:
  *
- * - The request (tsshd -> helper stdin): `LENGTH\n` then LENGTH bytes of NUL-separated fields: id,
- *   working folder, uid, gid, groups (comma-separated; uid empty: keep the helper's credentials),
- *   the stdout and stderr FIFO paths, the pipe size, file, argv[0], the argument count, the
- *   arguments, then NAME=VALUE environment entries.
- * - The replies (helper stdout): `S id pid` once forked, `X id status` (waitpid's status) when it
- *   has exited, `F id message` when it could not start it.
+ * - The helper listens on a Unix socket in tsshd's private FIFO folder (0700) and says `R` on its
+ *   stdout once it does; commands asked for before that use child_process.
+ * - Each command is one connection to that socket: tsshd connects and writes the request, a
+ *   10-byte length (`%09d\n`) then that many bytes of NUL-separated fields: id, working folder,
+ *   uid, gid, groups (comma-separated; uid empty: keep the helper's credentials), the stdout and
+ *   stderr FIFO paths, the pipe size, file, argv[0], the argument count, the arguments, then
+ *   NAME=VALUE environment entries. The helper reads exactly the request, and the rest of the
+ *   connection becomes the command's stdin: a socket, as sshd gives, so that a command reopening
+ *   /dev/stdin gets an error rather than waiting for a writer (as on a named FIFO). tsshd may
+ *   write the client's input right after the request, before the command has started.
+ * - Its stdout and stderr are FIFOs from session-pipes.ts's stock: tsshd opens the read ends, the
+ *   helper the write ends (without waiting: tsshd's may be gone if the session ended) before it
+ *   forks, gives them to the user and removes the names. The command can open /dev/stdout and
+ *   /dev/stderr by name, as under sshd.
+ * - The child makes the stdout pipe 1 MiB (F_SETPIPE_SZ: larger reads for downloads), takes the
+ *   user's groups, gid and uid (checked, as the chroot trampoline does), enters the folder, sets
+ *   the environment and executes the command.
+ * - On the helper's stdout: `X id status` (waitpid's status) when a command has exited, `F id
+ *   message` when it could not be started. On its stdin, from tsshd: `K id signal-number` to
+ *   signal a command. The helper knows which of its children are still unreaped, so a signal
+ *   never reaches a process that merely reuses an exited command's pid; a signal for a request it
+ *   has not read yet waits for it.
  *
- * The command's stdin is a connection the helper makes to a listening socket of tsshd's (in its
- * private FIFO folder) and names by the id: a socket, as sshd gives, so that a command reopening
- * /dev/stdin gets an error rather than waiting forever for a writer (what a named FIFO would do
- * after the client's EOF). Its stdout and stderr are FIFOs from session-pipes.ts's stock: tsshd
- * opens the read ends, the helper the write ends (without waiting: tsshd's may be gone if the
- * session ended) before it forks, gives them to the user and removes the names; the child makes
- * the stdout pipe 1 MiB (F_SETPIPE_SZ: larger reads for downloads), takes the user's groups, gid and
- * uid (checked, as the chroot trampoline does), enters the folder, sets the environment and
- * executes the command; tsshd feeds stdin once it has both the "S" and the connection. The command
- * can open /dev/stdout and /dev/stderr by name, as under sshd. The helper never sees the session's
- * environment in its own (only the child, after the switch, right before the exec).
+ * A command thus costs tsshd no wake-up of its own until it ends (no reply on start, no connection
+ * to accept), and the helper never sees the session's environment in its own (only the child,
+ * after the switch, right before the exec).
  *
- * Measured against child_process, same build (docs/performance.md): 16 logins at a time with
- * `exec true`, tsshd's own CPU -24 %, tsshd plus helper plus commands -5 %, +18 % connections per
- * second; ssh -> tsshd downloads +12 %. Only commands without a terminal or chroot go this way;
- * those, and any command when perl or the FIFOs are missing (or TSSH_SPAWN_HELPER=0 is set in
- * tsshd's environment), use child_process as before (session-runner.ts).
+ * Measured against child_process, same build (docs/performance.md). Only commands without a
+ * terminal or chroot go this way; those, and any command when perl or the FIFOs are missing (or
+ * TSSH_SPAWN_HELPER=0 is set in tsshd's environment), use child_process (session-runner.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Writable } from 'node:stream';
 import { findPerl } from './chroot.js';
 import { pipeFolder } from './session-pipes.js';
 
-/** The stdin and stdout pipes' size: what a user may set (/proc/sys/fs/pipe-max-size's default). */
+/** The stdout pipe's size: what a user may set (/proc/sys/fs/pipe-max-size's default). */
 const PIPE_SIZE = 1024 * 1024;
 
 const HELPER = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl (); use Socket ();
 $0 = 'tsshd-spawner';
-my $listener = shift @ARGV;
-my %running;
+my $path = shift @ARGV;
+my $listener;
+socket($listener, Socket::AF_UNIX(), Socket::SOCK_STREAM(), 0) or die "socket: $!\n";
+unlink($path);
+bind($listener, Socket::pack_sockaddr_un($path)) or die "bind $path: $!\n";
+listen($listener, 128) or die "listen: $!\n";
+my $nonblock = fcntl($listener, Fcntl::F_GETFL(), 0);
+fcntl($listener, Fcntl::F_SETFL(), $nonblock | POSIX::O_NONBLOCK());
+my (%running, %pid_of, %waiting_signals);
+my $highest = -1;
 my $chld = POSIX::SigSet->new(POSIX::SIGCHLD());
 sub reply { syswrite(STDOUT, $_[0]); }
-sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { my $id = delete $running{$pid}; reply("X $id $?\n") if defined $id; } }
+sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { my $id = delete $running{$pid}; next unless defined $id; delete $pid_of{$id}; reply("X $id $?\n"); } }
 $SIG{CHLD} = \&reap;
-my $buf = '';
-sub fill { my $want = shift; while (length($buf) < $want) { my $n = sysread(STDIN, $buf, 65536, length $buf); if (!defined $n) { next if $!{EINTR}; POSIX::_exit(0); } POSIX::_exit(0) if $n == 0; } }
+$SIG{PIPE} = 'IGNORE';
+sub read_exactly { my ($fh, $want) = @_; my $buf = ''; while (length($buf) < $want) { my $n = sysread($fh, $buf, $want - length($buf), length $buf); if (!defined $n) { next if $!{EINTR}; return undef; } return undef if $n == 0; } return $buf; }
 sub child {
   my ($cwd, $uid, $gid, $groups, $i, $o, $e, $pipesize, $file, $argv0, $args, $env) = @_;
-  $SIG{CHLD} = 'DEFAULT';
+  $SIG{CHLD} = 'DEFAULT'; $SIG{PIPE} = 'DEFAULT';
   POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), $chld);
   POSIX::dup2($i, 0); POSIX::dup2($o, 1); POSIX::dup2($e, 2);
   POSIX::close($_) for grep { $_ > 2 } ($i, $o, $e);
@@ -83,39 +97,64 @@ sub child {
   { exec { $file } $argv0, @$args; }
   fail("$file: $!");
 }
-while (1) {
-  fill(length($buf) + 1) while index($buf, "\n") < 0;
-  $buf =~ s/^(\d+)\n// or POSIX::_exit(2);
-  my $length = $1;
-  fill($length);
-  my @f = split(/\0/, substr($buf, 0, $length, ''), -1);
+# One request: read it from the connection, open the FIFOs, fork. Returns nothing; replies F on failure.
+sub start {
+  my ($s) = @_;
+  my $head = read_exactly($s, 10);
+  return unless defined $head && $head =~ /^(\d{9})\n$/;
+  my $body = read_exactly($s, $1 + 0);
+  return unless defined $body;
+  my @f = split(/\0/, $body, -1);
   my ($id, $cwd, $uid, $gid, $groups, $out, $err, $pipesize, $file, $argv0, $nargs) = splice(@f, 0, 11);
+  return unless defined $nargs && $id =~ /^\d+$/;
+  $highest = $id if $id > $highest;
   my @args = splice(@f, 0, $nargs);
-  # stdin: a connection to tsshd's listener, named by the id (a socket, as sshd gives: reopening
-  # /dev/stdin fails instead of waiting for a writer, as a named FIFO would). stdout and stderr:
-  # the FIFOs, opened without waiting (tsshd's ends may be gone already: the session ended).
-  my $s;
-  my $ok = socket($s, Socket::AF_UNIX(), Socket::SOCK_STREAM(), 0) && connect($s, Socket::pack_sockaddr_un($listener)) && syswrite($s, "$id\n");
+  # The FIFOs, opened without waiting (tsshd's ends may be gone already: the session ended).
   my $nb = POSIX::O_NONBLOCK();
   my $o = POSIX::open($out, POSIX::O_WRONLY() | $nb); my $e = POSIX::open($err, POSIX::O_WRONLY() | $nb);
-  if (!$ok || !defined $o || !defined $e) {
+  if (!defined $o || !defined $e) {
     my $why = "$!";
-    close($s) if $s;
     POSIX::close($_) for grep { defined } ($o, $e);
     unlink($out, $err);
+    delete $waiting_signals{$id};
     reply("F $id $why\n");
-    next;
+    return;
   }
-  my $i = fileno($s);
   chown($uid, $gid, $out, $err) if length $uid;
   unlink($out, $err);
   POSIX::sigprocmask(POSIX::SIG_BLOCK(), $chld);
   my $pid = fork();
-  child($cwd, $uid, $gid, $groups, $i, $o, $e, $pipesize, $file, $argv0, \@args, \@f) if defined $pid && $pid == 0;
-  close($s);
+  child($cwd, $uid, $gid, $groups, fileno($s), $o, $e, $pipesize, $file, $argv0, \@args, \@f) if defined $pid && $pid == 0;
   POSIX::close($_) for ($o, $e);
-  if (defined $pid) { $running{$pid} = $id; reply("S $id $pid\n"); } else { reply("F $id $!\n"); }
+  if (defined $pid) {
+    $running{$pid} = $id; $pid_of{$id} = $pid;
+    kill($_, $pid) for @{delete $waiting_signals{$id} // []};
+  } else {
+    delete $waiting_signals{$id};
+    reply("F $id $!\n");
+  }
   POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), $chld);
+}
+my $control = '';
+reply("R\n");
+while (1) {
+  my $rin = '';
+  vec($rin, fileno(STDIN), 1) = 1; vec($rin, fileno($listener), 1) = 1;
+  my $n = select(my $rout = $rin, undef, undef, undef);
+  next if $n < 0 && $!{EINTR};
+  POSIX::_exit(3) if $n < 0;
+  # Every connection waiting first: a signal below may be for one of them.
+  while (accept(my $s, $listener)) { start($s); close($s); }
+  next unless vec($rout, fileno(STDIN), 1);
+  my $got = sysread(STDIN, $control, 4096, length $control);
+  if (!defined $got) { next if $!{EINTR}; POSIX::_exit(0); }
+  POSIX::_exit(0) if $got == 0;
+  while ($control =~ s/^K (\d+) (\d+)\n//) {
+    my ($id, $signal) = ($1, $2);
+    if (defined $pid_of{$id}) { kill($signal, $pid_of{$id}); }
+    elsif ($id > $highest) { push @{$waiting_signals{$id}}, $signal; }
+  }
+  POSIX::_exit(2) if length($control) > 1024;
 }
 `;
 
@@ -135,138 +174,109 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(osConstants.signals).map(([name, number]) => [number, name as NodeJS.Signals]),
 );
 
+/** The running helper: its process, the socket it listens on, and the commands not yet ended. */
+interface Helper {
+  readonly process: ChildProcess;
+  readonly path: string;
+  readonly commands: Map<string, HelperCommand>;
+  ready: boolean;
+}
+
 /**
- * A command the helper started: what session-runner.ts uses of a ChildProcess ('exit', 'error',
- * kill, exitCode, signalCode). kill() signals the pid itself (tsshd may: it is root, or the
- * command is its own user's); signals asked for before the pid is known are sent once it is.
+ * A command the helper started: what session-runner.ts uses of a ChildProcess ('spawn', 'exit',
+ * 'error', stdin, kill, exitCode, signalCode). 'spawn' comes at once: the input written to stdin
+ * waits in the connection until the command reads it.
  */
 export class HelperCommand extends EventEmitter {
-  pid: number | undefined;
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
-  /** The command's stdin: our end of its connection, once it has come ('spawn' waits for it). */
-  stdin: Socket | undefined;
-  private readonly pending: NodeJS.Signals[] = [];
+  /** Set once the command has ended or failed: no more events. */
+  private settled = false;
 
+  constructor(
+    /** The command's stdin: our end of its connection, which carried the request first. */
+    readonly stdin: Socket,
+    private readonly id: string,
+    private readonly helper: Helper,
+  ) {
+    super();
+  }
+
+  /** Ask the helper to signal the command (which it does only while it has not been reaped). */
   kill(signal: NodeJS.Signals = 'SIGTERM'): boolean {
-    if (this.exitCode !== null || this.signalCode !== null) return false;
-    if (this.pid === undefined) {
-      this.pending.push(signal);
-      return true;
-    }
-    try {
-      process.kill(this.pid, signal);
-      return true;
-    } catch {
-      return false;
-    }
+    const number = osConstants.signals[signal];
+    if (this.settled || number === undefined) return false;
+    this.helper.process.stdin?.write(`K ${this.id} ${number}\n`);
+    return true;
   }
 
-  /** @internal */
-  started(pid: number): void {
-    this.pid = pid;
-    for (const signal of this.pending.splice(0)) this.kill(signal);
-    if (this.stdin) this.emit('spawn');
-  }
-
-  /** @internal */
-  connected(stdin: Socket): void {
-    this.stdin = stdin;
-    this.once('exit', () => stdin.destroy());
-    if (this.pid !== undefined) this.emit('spawn');
-  }
-
-  /** @internal */
+  /** @internal The helper reported waitpid's status. */
   exited(status: number): void {
+    if (this.settled) return;
+    this.settled = true;
     const signal = status & 0x7f;
     if (signal !== 0) this.signalCode = SIGNAL_NAMES.get(signal) ?? 'SIGKILL';
     else this.exitCode = (status >> 8) & 0xff;
+    this.stdin.destroy();
     this.emit('exit', this.exitCode, this.signalCode);
+  }
+
+  /** @internal The command could not be started, or its end can no longer be known. */
+  failed(error: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.stdin.destroy();
+    this.emit('error', error);
   }
 }
 
-/** The helper process, while it runs, and the listener its commands' stdin connections come to. */
-let helper: { readonly process: ChildProcess; readonly commands: Map<string, HelperCommand>; readonly listener: Server } | undefined;
+let helper: Helper | undefined;
 let nextId = 0;
-/** Set once perl turned out to be missing: commands use child_process from then on. */
+/** Set once perl or the folder turned out to be missing: commands use child_process from then on. */
 let unavailable = false;
 
-/**
- * Where each command's stdin connection comes: the first line is the request's id, the rest is the
- * command's to read. What a command writes to its stdin is read and dropped.
- */
-function stdinListener(path: string, commands: Map<string, HelperCommand>): Server {
-  const listener = createServer((socket) => {
-    let head = '';
-    const onData = (chunk: Buffer): void => {
-      head += chunk.toString('latin1');
-      const end = head.indexOf('\n');
-      if (end < 0) {
-        if (head.length > 32) socket.destroy();
-        return;
-      }
-      socket.off('data', onData);
-      socket.on('data', () => {});
-      const command = commands.get(head.slice(0, end));
-      if (!command || command.stdin) socket.destroy();
-      else command.connected(socket);
-    };
-    socket.on('data', onData);
-    socket.on('error', () => socket.destroy());
-  });
-  // A path it cannot listen on (too long for a Unix socket, say): no helper from now on; a
-  // command already asked for fails to connect, and the helper says so ("F").
-  listener.on('error', () => {
-    unavailable = true;
-    listener.close();
-  });
-  listener.listen(path);
-  listener.unref();
-  return listener;
-}
-
-function startHelper(): NonNullable<typeof helper> | undefined {
-  if (helper) return helper;
-  const perl = unavailable ? undefined : findPerl();
+function startHelper(): Helper | undefined {
+  if (helper || unavailable) return helper;
+  const perl = findPerl();
   const folder = pipeFolder();
   if (!perl || !folder) {
     unavailable = true;
     return undefined;
   }
-  const commands = new Map<string, HelperCommand>();
-  const path = join(folder, `stdin-${nextId}.sock`);
-  const listener = stdinListener(path, commands);
   // Its own small environment (a C locale, no variable that steers perl): it never needs more.
+  const path = join(folder, `spawner-${nextId}.sock`);
   const child = spawn(perl, ['-e', HELPER, path], { cwd: '/', env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'inherit'] });
-  const started = { process: child, commands, listener };
+  const started: Helper = { process: child, path, commands: new Map(), ready: false };
   helper = started;
   let text = '';
   child.stdout!.setEncoding('latin1');
   child.stdout!.on('data', (chunk: string) => {
     text += chunk;
     for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n')) {
-      const [kind, id, value] = text.slice(0, end).split(' ', 3);
+      const [kind, id = '', value] = text.slice(0, end).split(' ', 3);
       text = text.slice(end + 1);
-      const command = commands.get(id ?? '');
-      if (!command) continue;
-      if (kind === 'S') command.started(Number(value));
-      else if (kind === 'X') {
-        commands.delete(id!);
-        command.exited(Number(value));
-      } else if (kind === 'F') {
-        commands.delete(id!);
-        command.emit('error', new Error(`the command helper could not fork: ${value}`));
+      if (kind === 'R') {
+        started.ready = true;
+        continue;
       }
+      const command = started.commands.get(id);
+      if (!command) continue;
+      started.commands.delete(id);
+      if (kind === 'X') command.exited(Number(value));
+      else if (kind === 'F') command.failed(new Error(`the command helper could not start it: ${value}`));
     }
   });
   const gone = (): void => {
     if (helper === started) helper = undefined;
-    listener.close();
     // Commands it started and had not reported as ended: their end can no longer be known.
-    for (const command of commands.values()) command.emit('error', new Error('the command helper exited'));
-    commands.clear();
+    for (const command of started.commands.values()) command.failed(new Error('the command helper exited'));
+    started.commands.clear();
   };
-  child.once('exit', gone);
+  child.once('exit', () => {
+    // One that ended before it was ready (it could not listen, say) would fail the same way again.
+    if (!started.ready) unavailable = true;
+    gone();
+  });
   child.once('error', (error) => {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') unavailable = true;
     gone();
@@ -280,14 +290,18 @@ function startHelper(): NonNullable<typeof helper> | undefined {
   return started;
 }
 
-/** Whether a command can go through the helper: perl is there (checked once). */
-export function helperAvailable(): boolean {
-  return !unavailable && (helper !== undefined || findPerl() !== undefined);
+/**
+ * Start the helper now (tsshd does when it starts serving), so that it is ready for the first
+ * command; TSSH_SPAWN_HELPER=0 in the environment turns it off.
+ */
+export function prepareSpawnHelper(): void {
+  if (process.env.TSSH_SPAWN_HELPER !== '0') startHelper();
 }
 
 /**
- * Ask the helper to start a command; undefined when there is no helper (then start it another way).
- * Fields must not contain NUL, which no file name, argument or variable of a real command can.
+ * Ask the helper to start a command; undefined when no helper is ready (then start it another way,
+ * while one starts for the next command). Fields must not contain NUL, which no file name,
+ * argument or variable of a real command can.
  */
 export function startThroughHelper(request: HelperRequest): HelperCommand | undefined {
   const fields = [
@@ -306,11 +320,20 @@ export function startThroughHelper(request: HelperRequest): HelperCommand | unde
   ];
   if (fields.some((field) => field.includes('\0'))) return undefined;
   const running = startHelper();
-  if (!running) return undefined;
+  if (!running?.ready) return undefined;
   const id = String(nextId++);
-  const command = new HelperCommand();
-  running.commands.set(id, command);
   const payload = Buffer.from([id, ...fields].join('\0'), 'utf8');
-  running.process.stdin!.write(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
+  if (payload.length > 999_999_999) return undefined;
+  const stdin = connect(running.path);
+  const command = new HelperCommand(stdin, id, running);
+  running.commands.set(id, command);
+  stdin.write(Buffer.concat([Buffer.from(`${String(payload.length).padStart(9, '0')}\n`), payload]));
+  // What the command writes to its stdin is read and dropped.
+  stdin.on('data', () => {});
+  stdin.on('error', (error: NodeJS.ErrnoException) => {
+    // No connection at all: the helper's socket is gone (the helper with it; it is replaced).
+    if (error.syscall === 'connect' && running.commands.delete(id)) command.failed(new Error(`the command helper could not be reached: ${error.message}`));
+  });
+  process.nextTick(() => command.emit('spawn'));
   return command;
 }
