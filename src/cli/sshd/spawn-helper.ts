@@ -26,7 +26,10 @@
  *   user's groups, gid and uid (checked, as the chroot trampoline does), enters the folder, sets
  *   the environment and executes the command.
  * - On the helper's stdout: `X id status` (waitpid's status) when a command has exited, `F id
- *   message` when it could not be started. On its stdin, from tsshd: `K id signal-number` to
+ *   message` when it could not be started. The helper learns of an exit from a pidfd per command
+ *   in its select() (no SIGCHLD handler: perl defers handlers to the next statement, so an exit
+ *   just before select() blocked went unnoticed until something else woke the helper: a session
+ *   waited for ever; seen in the test suite and a benchmark). On its stdin, from tsshd: `K id signal-number` to
  *   signal a command. The helper knows which of its children are still unreaped, so a signal
  *   never reaches a process that merely reuses an exited command's pid; a signal for a request it
  *   has not read yet waits for it.
@@ -62,18 +65,27 @@ bind($listener, Socket::pack_sockaddr_un($path)) or die "bind $path: $!\n";
 listen($listener, 128) or die "listen: $!\n";
 my $nonblock = fcntl($listener, Fcntl::F_GETFL(), 0);
 fcntl($listener, Fcntl::F_SETFL(), $nonblock | POSIX::O_NONBLOCK());
-my (%running, %pid_of, %waiting_signals);
-my $highest = -1;
-my $chld = POSIX::SigSet->new(POSIX::SIGCHLD());
-sub reply { syswrite(STDOUT, $_[0]); }
-sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { my $id = delete $running{$pid}; next unless defined $id; delete $pid_of{$id}; reply("X $id $?\n"); } }
-$SIG{CHLD} = \&reap;
 $SIG{PIPE} = 'IGNORE';
+# Running commands: id by pid, pid by id, and a pidfd by pid (readable once it has exited). No
+# SIGCHLD handler: perl runs handlers between statements, so a child that exits just before a
+# blocking select would not be noticed until something else woke it.
+my (%id_of, %pid_of, %pidfd_of, %waiting_signals);
+my $highest = -1;
+sub reply { syswrite(STDOUT, $_[0]); }
+# pidfd_open(2): 434 on every architecture Debian has but alpha. undef: poll with waitpid instead.
+sub pidfd { my $fd = syscall(434, $_[0] + 0, 0); return $fd >= 0 ? $fd : undef; }
+sub reaped {
+  my ($pid) = @_;
+  my $id = delete $id_of{$pid};
+  delete $pid_of{$id};
+  my $fd = delete $pidfd_of{$pid};
+  POSIX::close($fd) if defined $fd;
+  reply("X $id $?\n");
+}
 sub read_exactly { my ($fh, $want) = @_; my $buf = ''; while (length($buf) < $want) { my $n = sysread($fh, $buf, $want - length($buf), length $buf); if (!defined $n) { next if $!{EINTR}; return undef; } return undef if $n == 0; } return $buf; }
 sub child {
   my ($cwd, $uid, $gid, $groups, $i, $o, $e, $pipesize, $file, $argv0, $args, $env) = @_;
-  $SIG{CHLD} = 'DEFAULT'; $SIG{PIPE} = 'DEFAULT';
-  POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), $chld);
+  $SIG{PIPE} = 'DEFAULT';
   POSIX::dup2($i, 0); POSIX::dup2($o, 1); POSIX::dup2($e, 2);
   POSIX::close($_) for grep { $_ > 2 } ($i, $o, $e);
   for my $fh (\*STDIN, \*STDOUT, \*STDERR) { my $flags = fcntl($fh, Fcntl::F_GETFL(), 0); fcntl($fh, Fcntl::F_SETFL(), $flags & ~POSIX::O_NONBLOCK()) if defined $flags; }
@@ -97,7 +109,7 @@ sub child {
   { exec { $file } $argv0, @$args; }
   fail("$file: $!");
 }
-# One request: read it from the connection, open the FIFOs, fork. Returns nothing; replies F on failure.
+# One request: read it from the connection, open the FIFOs, fork. Replies F when it cannot start it.
 sub start {
   my ($s) = @_;
   my $head = read_exactly($s, 10);
@@ -122,28 +134,36 @@ sub start {
   }
   chown($uid, $gid, $out, $err) if length $uid;
   unlink($out, $err);
-  POSIX::sigprocmask(POSIX::SIG_BLOCK(), $chld);
   my $pid = fork();
   child($cwd, $uid, $gid, $groups, fileno($s), $o, $e, $pipesize, $file, $argv0, \@args, \@f) if defined $pid && $pid == 0;
   POSIX::close($_) for ($o, $e);
-  if (defined $pid) {
-    $running{$pid} = $id; $pid_of{$id} = $pid;
-    kill($_, $pid) for @{delete $waiting_signals{$id} // []};
-  } else {
+  if (!defined $pid) {
     delete $waiting_signals{$id};
     reply("F $id $!\n");
+    return;
   }
-  POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), $chld);
+  $id_of{$pid} = $id; $pid_of{$id} = $pid;
+  my $fd = pidfd($pid);
+  $pidfd_of{$pid} = $fd if defined $fd;
+  kill($_, $pid) for @{delete $waiting_signals{$id} // []};
 }
 my $control = '';
 reply("R\n");
 while (1) {
   my $rin = '';
   vec($rin, fileno(STDIN), 1) = 1; vec($rin, fileno($listener), 1) = 1;
-  my $n = select(my $rout = $rin, undef, undef, undef);
+  vec($rin, $_, 1) = 1 for values %pidfd_of;
+  # A command without a pidfd (a kernel before 5.3): look for its end every 50 ms.
+  my $timeout = keys(%pidfd_of) < keys(%id_of) ? 0.05 : undef;
+  my $n = select(my $rout = $rin, undef, undef, $timeout);
   next if $n < 0 && $!{EINTR};
   POSIX::_exit(3) if $n < 0;
-  # Every connection waiting first: a signal below may be for one of them.
+  for my $pid (keys %id_of) {
+    my $fd = $pidfd_of{$pid};
+    next if defined $fd && !vec($rout, $fd, 1);
+    reaped($pid) if waitpid($pid, POSIX::WNOHANG()) == $pid;
+  }
+  # Every connection waiting, before the signals: one may be for them.
   while (accept(my $s, $listener)) { start($s); close($s); }
   next unless vec($rout, fileno(STDIN), 1);
   my $got = sysread(STDIN, $control, 4096, length $control);
