@@ -106,7 +106,7 @@ describe('commands through tsshd\'s spawn helper', () => {
     assert.equal((await client!.exec('wc -c', { stdin: Buffer.alloc(0) })).stdout.toString().trim(), '0');
   });
 
-  test('stdout and stderr are pipes it can open by name; reopening stdin (a socket, as under sshd) fails at once', { timeout: 30_000 }, async (t) => {
+  test('stdout and stderr are pipes it can open by name; reopening stdin (a socket, as under sshd) fails at once, and so does writing to it', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     const result = await client!.exec('read line; echo "got $line" > /dev/stdout; echo oops > /dev/stderr', { stdin: Buffer.from('hello\n') });
     assert.equal(result.code, 0, result.stderr.toString());
@@ -116,6 +116,9 @@ describe('commands through tsshd\'s spawn helper', () => {
     const reopened = await client!.exec('cat /dev/stdin', { stdin: Buffer.from('x') });
     assert.notEqual(reopened.code, 0);
     assert.match(reopened.stderr.toString(), /No such device or address/);
+    // Its stdin is for reading only: writing to it fails at once instead of filling a buffer nobody reads.
+    const written = await client!.exec('head -c 1000000 /dev/zero >&0; echo "status $?"');
+    assert.match(written.stdout.toString(), /^status [1-9]\d*\n$/);
   });
 
   test('a channel closed under a running command hangs it up', { timeout: 30_000 }, async (t) => {

@@ -150,8 +150,7 @@ function runThroughHelper(session: ServerSession, context: SessionContext, comma
   const [stdoutFd, stderrFd] = ours as [number, number];
   const stdout = readOutputFd(stdoutFd, sessionOutputCallback(session, () => stdout));
   const stderr = new Socket({ fd: stderrFd, readable: true, writable: false });
-  // The helper removes the names once the command has its ends; if it never got them, here.
-  child.once('exit', () => removeFifos(paths));
+  // The helper removes the names once it has opened its ends; if it never got that far, here.
   child.once('error', () => {
     removeFifos(paths);
     stdout.destroy();

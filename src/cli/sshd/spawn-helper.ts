@@ -16,8 +16,9 @@
  *   stderr FIFO paths, the pipe size, file, argv[0], the argument count, the arguments, then
  *   NAME=VALUE environment entries. The helper reads exactly the request, and the rest of the
  *   connection becomes the command's stdin: a socket, as sshd gives, so that a command reopening
- *   /dev/stdin gets an error rather than waiting for a writer (as on a named FIFO). tsshd may
- *   write the client's input right after the request, before the command has started.
+ *   /dev/stdin gets an error rather than waiting for a writer (as on a named FIFO), shut for
+ *   writing as a pipe's read end would be (tsshd never reads it). tsshd may write the client's
+ *   input right after the request, before the command has started.
  * - Its stdout and stderr are FIFOs from session-pipes.ts's stock: tsshd opens the read ends, the
  *   helper the write ends (without waiting: tsshd's may be gone if the session ended) before it
  *   forks, gives them to the user and removes the names. The command can open /dev/stdout and
@@ -26,7 +27,8 @@
  *   user's groups, gid and uid (checked, as the chroot trampoline does), enters the folder, sets
  *   the environment and executes the command.
  * - On the helper's stdout: `X id status` (waitpid's status) when a command has exited, `F id
- *   message` when it could not be started. The helper learns of an exit from a pidfd per command
+ *   message` when it could not be started. The helper keeps a copy of each command's stdout and
+ *   stderr until it has sent the status, so that tsshd learns of the end in one wake-up. The helper learns of an exit from a pidfd per command
  *   in its select() (no SIGCHLD handler: perl defers handlers to the next statement, so an exit
  *   just before select() blocked went unnoticed until something else woke the helper: a session
  *   waited for ever; seen in the test suite and a benchmark). On its stdin, from tsshd: `K id signal-number` to
@@ -69,18 +71,19 @@ $SIG{PIPE} = 'IGNORE';
 # Running commands: id by pid, pid by id, and a pidfd by pid (readable once it has exited). No
 # SIGCHLD handler: perl runs handlers between statements, so a child that exits just before a
 # blocking select would not be noticed until something else woke it.
-my (%id_of, %pid_of, %pidfd_of, %waiting_signals);
+my (%id_of, %pid_of, %pidfd_of, %outputs_of, %waiting_signals);
 my $highest = -1;
 sub reply { syswrite(STDOUT, $_[0]); }
 # pidfd_open(2): 434 on every architecture Debian has but alpha. undef: poll with waitpid instead.
 sub pidfd { my $fd = syscall(434, $_[0] + 0, 0); return $fd >= 0 ? $fd : undef; }
+# The status first, then our copies of the command's stdout and stderr: tsshd then learns of the end
+# in one wake-up rather than one for each output's end and another for the status.
 sub reaped {
   my ($pid) = @_;
   my $id = delete $id_of{$pid};
   delete $pid_of{$id};
-  my $fd = delete $pidfd_of{$pid};
-  POSIX::close($fd) if defined $fd;
   reply("X $id $?\n");
+  POSIX::close($_) for grep { defined } (delete $pidfd_of{$pid}, @{delete $outputs_of{$pid}});
 }
 sub read_exactly { my ($fh, $want) = @_; my $buf = ''; while (length($buf) < $want) { my $n = sysread($fh, $buf, $want - length($buf), length $buf); if (!defined $n) { next if $!{EINTR}; return undef; } return undef if $n == 0; } return $buf; }
 sub child {
@@ -134,15 +137,17 @@ sub start {
   }
   chown($uid, $gid, $out, $err) if length $uid;
   unlink($out, $err);
+  # stdin is for reading only, as a pipe's end would be (tsshd never reads what is written to it).
+  shutdown($s, 1);
   my $pid = fork();
   child($cwd, $uid, $gid, $groups, fileno($s), $o, $e, $pipesize, $file, $argv0, \@args, \@f) if defined $pid && $pid == 0;
-  POSIX::close($_) for ($o, $e);
   if (!defined $pid) {
+    POSIX::close($_) for ($o, $e);
     delete $waiting_signals{$id};
     reply("F $id $!\n");
     return;
   }
-  $id_of{$pid} = $id; $pid_of{$id} = $pid;
+  $id_of{$pid} = $id; $pid_of{$id} = $pid; $outputs_of{$pid} = [$o, $e];
   my $fd = pidfd($pid);
   $pidfd_of{$pid} = $fd if defined $fd;
   kill($_, $pid) for @{delete $waiting_signals{$id} // []};
@@ -348,8 +353,9 @@ export function startThroughHelper(request: HelperRequest): HelperCommand | unde
   const command = new HelperCommand(stdin, id, running);
   running.commands.set(id, command);
   stdin.write(Buffer.concat([Buffer.from(`${String(payload.length).padStart(9, '0')}\n`), payload]));
-  // What the command writes to its stdin is read and dropped.
-  stdin.on('data', () => {});
+  // Never read: the helper shut the command's writing side (and reading it would cost a wake-up
+  // when the command ends).
+  stdin.pause();
   stdin.on('error', (error: NodeJS.ErrnoException) => {
     // No connection at all: the helper's socket is gone (the helper with it; it is replaced).
     if (error.syscall === 'connect' && running.commands.delete(id)) command.failed(new Error(`the command helper could not be reached: ${error.message}`));
