@@ -6,8 +6,8 @@
  *   node bench/conn-client.mjs --lib tssh|ssh2 --port N --key FILE [--user NAME] MODE ...
  *
  * MODE `connect --count N --concurrency C`: open connections (curve25519-sha256, ssh-ed25519 host
- *   key, publickey), run `true` in each, close; C in flight at a time. First two warm-up
- *   connections, then `ready` on stdout; on a line `go` on stdin it runs the N and prints one JSON
+ *   key, publickey), run `true` in each, close; C in flight at a time. First W warm-up
+ *   connections (--warmup W, default 2), then `ready {count, errors, cpuMs}` (theirs) on stdout; on a line `go` on stdin it runs the N and prints one JSON
  *   line {count, errors, wallMs, cpuMs} (cpuMs: this process's CPU time, process.cpuUsage).
  * MODE `hold --count N --concurrency C`: open N authenticated connections (no channel) and keep
  *   them; prints `held {"count":…,"errors":…}`. Each line `open K` on stdin opens K more and
@@ -34,6 +34,7 @@ const { values, positionals } = parseArgs({
     user: { type: 'string', default: userInfo().username },
     count: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '1' },
+    warmup: { type: 'string', default: '2' },
     'no-native': { type: 'boolean', default: false },
   },
 });
@@ -167,8 +168,12 @@ if (mode === 'connect') {
     await connection.exec('true');
     await connection.close();
   };
-  for (let i = 0; i < 2; i++) await once(); // warm-up: code loaded, JIT, key parsed
-  process.stdout.write('ready\n');
+  // Warm-up, at the same concurrency: code loaded, key parsed, and (with enough of them) the JIT's
+  // work on the per-connection code done in the client and in the server.
+  const warmCpu0 = process.cpuUsage();
+  const warmup = await pool(Number(values.warmup), concurrency, once);
+  const warmCpu = process.cpuUsage(warmCpu0);
+  process.stdout.write(`ready ${JSON.stringify({ count: Number(values.warmup), errors: warmup.errors, cpuMs: (warmCpu.user + warmCpu.system) / 1000 })}\n`);
   await nextLine();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();

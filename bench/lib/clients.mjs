@@ -19,7 +19,7 @@ import { CONN_CLIENT } from './fixture.mjs';
 
 /**
  * @param {import('./fixture.mjs').Fixture} fx
- * @param {{ lib: 'tssh' | 'ssh2', port: number, mode: 'connect' | 'hold', count: number, concurrency: number, ssh2NoNative?: boolean, nodeFlags?: string[] }} options
+ * @param {{ lib: 'tssh' | 'ssh2', port: number, mode: 'connect' | 'hold', count: number, concurrency: number, warmup?: number, ssh2NoNative?: boolean, nodeFlags?: string[] }} options
  * @returns {ConnClient}
  */
 export function startConnClient(fx, options) {
@@ -31,6 +31,7 @@ export function startConnClient(fx, options) {
     '--user', fx.user,
     '--count', String(options.count),
     '--concurrency', String(options.concurrency),
+    ...(options.warmup !== undefined ? ['--warmup', String(options.warmup)] : []),
     ...(options.ssh2NoNative ? ['--no-native'] : []),
     options.mode,
   ];

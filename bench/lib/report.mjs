@@ -113,6 +113,7 @@ export function summarizeSetup(runs) {
           connectionsPerSecond: summarize(ok.map((r) => r.connectionsPerSecond)),
           serverCpuMs: summarize(ok.map((r) => r.serverCpuMsPerConnection)),
           clientCpuMs: summarize(ok.map((r) => r.clientCpuMsPerConnection)),
+          clientColdCpuMs: summarize(ok.map((r) => r.clientColdCpuMsPerConnection)),
           failures: mine.length - ok.length,
           errors: mine.filter((r) => !r.ok).map((r) => `round ${r.round}: ${r.error}`),
         });
@@ -152,7 +153,7 @@ export function setupTables(s) {
   return [
     {
       title: 'Connection set-up (curve25519-sha256, ssh-ed25519 host key, publickey, exec `true`, close)',
-      header: ['mode', 'client', 'server', 'connections/s', 'server CPU ms/conn', 'client CPU ms/conn'],
+      header: ['mode', 'client', 'server', 'connections/s', 'server CPU ms/conn', 'client CPU ms/conn', 'client CPU, cold'],
       rows: s.rows.map((r) => [
         `${modeLabel(r.concurrency)} ×${r.count}`,
         CLIENT_LABEL[/** @type {'tssh' | 'ssh2'} */ (r.lib)],
@@ -160,6 +161,7 @@ export function setupTables(s) {
         fmtRange(r.connectionsPerSecond),
         fmtRange(r.serverCpuMs),
         fmtRange(r.clientCpuMs),
+        fmtRange(r.clientColdCpuMs),
       ]),
     },
     {

@@ -2,7 +2,9 @@
 /**
  * Figure 2: connection set-up. An in-process client (tssh's library or ssh2's) opens connections
  * to one server, each: curve25519-sha256, ssh-ed25519 host key, publickey login, exec `true`,
- * close; sequentially or 16 in flight. Connections per second, client CPU per connection (the
+ * close; sequentially or 16 in flight, after `warmup` connections the same way (a fresh client
+ * process's first connections cost it more: code loaded and compiled; their CPU is reported
+ * apart, as the client's cold figure). Connections per second, client CPU per connection (the
  * client process's own, process.cpuUsage) and server CPU per connection: the server's own CPU time
  * (tsshd's and the ssh2 server's threads at µs resolution, sshd's listener from /proc/PID/stat)
  * plus that of every process it started (procfs.mjs serverTreeCpuMs: sshd's per-connection
@@ -40,19 +42,20 @@ export function shellTrueCpuMs(n = 50) {
  * @property {number} connectionsPerSecond
  * @property {number} serverCpuMsPerConnection
  * @property {number} clientCpuMsPerConnection
+ * @property {number} clientColdCpuMsPerConnection  the same over the warm-up connections of a fresh client process
  */
 
 /**
  * @param {import('./fixture.mjs').Fixture} fx
  * @param {{ lib: 'tssh' | 'ssh2', server: import('./fixture.mjs').RunningServer, count: number, concurrency: number,
- *           shellCpuMs: number, ssh2NoNative?: boolean }} run
+ *           warmup: number, shellCpuMs: number, ssh2NoNative?: boolean }} run
  * @returns {Promise<SetupResult>}
  */
 export async function connectionSetup(fx, run) {
-  const client = startConnClient(fx, { lib: run.lib, port: run.server.port, mode: 'connect', count: run.count, concurrency: run.concurrency, ssh2NoNative: run.ssh2NoNative });
+  const client = startConnClient(fx, { lib: run.lib, port: run.server.port, mode: 'connect', count: run.count, concurrency: run.concurrency, warmup: run.warmup, ssh2NoNative: run.ssh2NoNative });
   const timer = setTimeout(() => client.kill(), 180000);
   try {
-    await client.expect('ready');
+    const warm = JSON.parse((await client.expect('ready')).trim());
     const before = await serverTreeCpuMs(run.server);
     client.send('go');
     const result = JSON.parse(await client.expect(''));
@@ -67,10 +70,11 @@ export async function connectionSetup(fx, run) {
       connectionsPerSecond: (result.count / result.wallMs) * 1000,
       serverCpuMsPerConnection: serverMs / result.count,
       clientCpuMsPerConnection: result.cpuMs / result.count,
+      clientColdCpuMsPerConnection: warm.count > 0 ? warm.cpuMs / warm.count : NaN,
     };
   } catch (error) {
     client.kill();
-    return { ok: false, error: /** @type {Error} */ (error).message, count: run.count, connectionsPerSecond: NaN, serverCpuMsPerConnection: NaN, clientCpuMsPerConnection: NaN };
+    return { ok: false, error: /** @type {Error} */ (error).message, count: run.count, connectionsPerSecond: NaN, serverCpuMsPerConnection: NaN, clientCpuMsPerConnection: NaN, clientColdCpuMsPerConnection: NaN };
   } finally {
     clearTimeout(timer);
   }
