@@ -187,6 +187,21 @@ describe('commands through tsshd\'s spawn helper', () => {
     }
   });
 
+  test('a command\'s end is not held up by a command started after it', { timeout: 30_000 }, async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    // The helper keeps copies of each command's outputs until it has reaped it: a command it
+    // starts later must not inherit them, or the first one's output would stay open as long.
+    const started = Date.now();
+    const first = client!.exec('sleep 0.5; echo first');
+    await sleep(100);
+    const second = await client!.openSession();
+    await second.start('exec', 'sleep 20', {});
+    const result = await first;
+    assert.equal(result.stdout.toString(), 'first\n');
+    assert.ok(Date.now() - started < 10_000, `the first command's session ended after ${Date.now() - started} ms`);
+    second.close();
+  });
+
   test('a helper that died is replaced for the next command', { timeout: 30_000 }, async (t) => {
     if (!havePeers(t, 'ssh-keygen')) return;
     await client!.exec('true');

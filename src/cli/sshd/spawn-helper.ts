@@ -27,14 +27,15 @@
  *   user's groups, gid and uid (checked, as the chroot trampoline does), enters the folder, sets
  *   the environment and executes the command.
  * - On the helper's stdout: `X id status` (waitpid's status) when a command has exited, `F id
- *   message` when it could not be started. The helper keeps a copy of each command's stdout and
- *   stderr until it has sent the status, so that tsshd learns of the end in one wake-up. The helper learns of an exit from a pidfd per command
- *   in its select() (no SIGCHLD handler: perl defers handlers to the next statement, so an exit
- *   just before select() blocked went unnoticed until something else woke the helper: a session
- *   waited for ever; seen in the test suite and a benchmark). On its stdin, from tsshd: `K id signal-number` to
- *   signal a command. The helper knows which of its children are still unreaped, so a signal
- *   never reaches a process that merely reuses an exited command's pid; a signal for a request it
- *   has not read yet waits for it.
+ *   message` when it could not be started. The helper learns of an exit from a pidfd per command
+ *   in its select(). (It first had a SIGCHLD handler; perl runs handlers between statements, so
+ *   an exit just before select() blocked went unnoticed until something else woke the helper, and
+ *   the session waited for ever: seen once in the test suite and once in a benchmark.) It keeps a
+ *   copy of each command's stdout and stderr until it has sent the status, so that tsshd learns
+ *   of the end in one wake-up.
+ * - On its stdin, from tsshd: `K id signal-number` to signal a command. The helper knows which of
+ *   its children are still unreaped, so a signal never reaches a process that merely reuses an
+ *   exited command's pid; a signal for a request it has not read yet waits for it.
  *
  * A command thus costs tsshd no wake-up of its own until it ends (no reply on start, no connection
  * to accept), and the helper never sees the session's environment in its own (only the child,
@@ -83,7 +84,9 @@ sub reaped {
   my $id = delete $id_of{$pid};
   delete $pid_of{$id};
   reply("X $id $?\n");
-  POSIX::close($_) for grep { defined } (delete $pidfd_of{$pid}, @{delete $outputs_of{$pid}});
+  my $fd = delete $pidfd_of{$pid};
+  POSIX::close($fd) if defined $fd;
+  close($_) for @{delete $outputs_of{$pid}};
 }
 sub read_exactly { my ($fh, $want) = @_; my $buf = ''; while (length($buf) < $want) { my $n = sysread($fh, $buf, $want - length($buf), length $buf); if (!defined $n) { next if $!{EINTR}; return undef; } return undef if $n == 0; } return $buf; }
 sub child {
@@ -126,10 +129,12 @@ sub start {
   my @args = splice(@f, 0, $nargs);
   # The FIFOs, opened without waiting (tsshd's ends may be gone already: the session ended).
   my $nb = POSIX::O_NONBLOCK();
-  my $o = POSIX::open($out, POSIX::O_WRONLY() | $nb); my $e = POSIX::open($err, POSIX::O_WRONLY() | $nb);
-  if (!defined $o || !defined $e) {
+  # Perl handles: close-on-exec, so that the copies kept here until the command has been reaped
+  # never reach a command started later (which would hold this command's output open).
+  my ($o, $e);
+  if (!sysopen($o, $out, POSIX::O_WRONLY() | $nb) || !sysopen($e, $err, POSIX::O_WRONLY() | $nb)) {
     my $why = "$!";
-    POSIX::close($_) for grep { defined } ($o, $e);
+    close($_) for grep { defined $_ && defined fileno($_) } ($o, $e);
     unlink($out, $err);
     delete $waiting_signals{$id};
     reply("F $id $why\n");
@@ -140,9 +145,9 @@ sub start {
   # stdin is for reading only, as a pipe's end would be (tsshd never reads what is written to it).
   shutdown($s, 1);
   my $pid = fork();
-  child($cwd, $uid, $gid, $groups, fileno($s), $o, $e, $pipesize, $file, $argv0, \@args, \@f) if defined $pid && $pid == 0;
+  child($cwd, $uid, $gid, $groups, fileno($s), fileno($o), fileno($e), $pipesize, $file, $argv0, \@args, \@f) if defined $pid && $pid == 0;
   if (!defined $pid) {
-    POSIX::close($_) for ($o, $e);
+    close($_) for ($o, $e);
     delete $waiting_signals{$id};
     reply("F $id $!\n");
     return;
