@@ -107,8 +107,9 @@ export function runWithoutPty(session: ServerSession, context: SessionContext, c
 
 /**
  * The command through the spawn helper, or undefined to start it with child_process: in a chroot,
- * without perl or FIFOs, or when the user's groups are not known yet (they are once the session
- * waited for credentialSwitch, which asks for them).
+ * without perl or FIFOs, while the helper is not ready (tsshd's start, or a helper that died being
+ * replaced), or when the user's groups are not known yet (they are once the session waited for
+ * credentialSwitch, which asks for them).
  */
 function runThroughHelper(session: ServerSession, context: SessionContext, command: string | undefined): HelperCommand | undefined {
   if (context.chroot !== undefined) return undefined;
@@ -156,7 +157,7 @@ function runThroughHelper(session: ServerSession, context: SessionContext, comma
     stdout.destroy();
     stderr.destroy();
   });
-  wireChild(session, child, { stdin: () => child.stdin!, stdout, stderr });
+  wireChild(session, child, { stdin: child.stdin, stdout, stderr });
   return child;
 }
 
@@ -290,8 +291,8 @@ export function deliverOutput(session: ServerSession, child: { readonly stdout: 
  * undefined to read the child's own stdout as a stream.
  */
 interface ChildStreams {
-  /** A function when the stream is known only once the process has started ('spawn'). */
-  readonly stdin: Writable | (() => Writable);
+  /** Fed from the process's 'spawn' on: before it, input waits in the session. */
+  readonly stdin: Writable;
   readonly stdout: Socket | undefined;
   readonly stderr: Readable;
 }
@@ -325,9 +326,9 @@ function wireChild(session: ServerSession, child: SessionProcess, { stdin, stdou
     outputsOpen--;
     finish();
   });
-  // From the start on: before it, data waits in the session (the helper's command may not hold its
-  // end of the pipe yet).
-  child.once('spawn', () => feedStdin(session, typeof stdin === 'function' ? stdin() : stdin));
+  // Once the process has started (one that could not start gets no input); until then the input
+  // waits in the session.
+  child.once('spawn', () => feedStdin(session, stdin));
   child.once('error', (error) => {
     session.stderr.write(`${error.message}\n`);
     exit = { code: 127, signal: null };
