@@ -109,6 +109,29 @@ export function splitForRoot(env: Readonly<Record<string, string>>): { safe: Rec
 }
 
 /**
+ * Perl, for the programs that start a command as another user (this file's trampoline and
+ * spawn-helper.ts): switch_user(UID, GID, GROUPS...) takes the groups (GID alone when none is
+ * given: with one value, assigning $) would leave the caller's groups), the gid and the uid, then
+ * checks that they hold: real, effective and saved ids, root not to be regained, exactly these
+ * groups. The program defines fail(MESSAGE), which must not return.
+ */
+export const PERL_SWITCH_USER = String.raw`
+sub switch_user {
+  my ($uid, $gid, @groups) = @_;
+  @groups = grep { length } @groups;
+  @groups = ($gid) unless @groups;
+  POSIX::setgid($gid) or fail("setgid $gid: $!");
+  $) = join(' ', $gid, @groups);
+  POSIX::setuid($uid) or fail("setuid $uid: $!");
+  fail("could not drop privileges") if $< != $uid || $> != $uid || (split(' ', $())[0] != $gid || (split(' ', $)))[0] != $gid;
+  fail("could regain root") if $uid != 0 && POSIX::setuid(0);
+  my %want = map { $_ => 1 } ($gid, @groups);
+  my %have = map { $_ => 1 } split(' ', $));
+  fail("could not set the groups") if join(',', sort keys %want) ne join(',', sort keys %have);
+}
+`;
+
+/**
  * The Perl program: argv is DIR UID GID GROUPS HOME NDEFERRED [NAME=VALUE…] MODE …, where MODE is
  * `exec FILE ARGV0 ARGS…` or `cat FILE` (print a file as the user inside the chroot; exit 1 when
  * it cannot be read). Every failure before the exec is fatal (exit 255) with a message on stderr.
@@ -116,21 +139,14 @@ export function splitForRoot(env: Readonly<Record<string, string>>): { safe: Rec
 const TRAMPOLINE = String.raw`
 use strict; use warnings; use POSIX ();
 sub fail { print STDERR "tsshd: $_[0]\n"; POSIX::_exit(255); }
+${PERL_SWITCH_USER}
 my ($dir, $uid, $gid, $groups, $home, $n) = splice(@ARGV, 0, 6);
 my @deferred = splice(@ARGV, 0, $n);
 my $mode = shift @ARGV;
 chdir($dir) or fail("Unable to chdir to chroot path \"$dir\": $!");
 chroot('.') or fail("chroot(\"$dir\"): $!");
 chdir('/') or fail("chdir(/) after chroot: $!");
-my @groups = grep { length } split(/,/, $groups);
-POSIX::setgid($gid) or fail("setgid $gid: $!");
-$) = join(' ', $gid, @groups);
-POSIX::setuid($uid) or fail("setuid $uid: $!");
-fail("could not drop privileges") if $< != $uid || $> != $uid || (split(' ', $())[0] != $gid || (split(' ', $)))[0] != $gid;
-fail("could regain root") if $uid != 0 && POSIX::setuid(0);
-my %want = map { $_ => 1 } ($gid, @groups);
-my %have = map { $_ => 1 } split(' ', $));
-fail("could not set the groups") if join(',', sort keys %want) ne join(',', sort keys %have);
+switch_user($uid, $gid, split(/,/, $groups));
 chdir($home) or chdir('/');
 for (@deferred) { my ($k, $v) = split(/=/, $_, 2); $ENV{$k} = $v; }
 if ($mode eq 'cat') {

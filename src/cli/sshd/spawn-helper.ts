@@ -51,7 +51,7 @@ import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Writable } from 'node:stream';
-import { findPerl } from './chroot.js';
+import { findPerl, PERL_SWITCH_USER } from './chroot.js';
 import { pipeFolder } from './session-pipes.js';
 
 /** The stdout pipe's size: what a user may set (/proc/sys/fs/pipe-max-size's default). */
@@ -60,6 +60,9 @@ const PIPE_SIZE = 1024 * 1024;
 const HELPER = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl (); use Socket ();
 $0 = 'tsshd-spawner';
+# In a command's child, before the exec: the command's stderr has the message, its status 127.
+sub fail { print STDERR "tsshd: $_[0]\n"; POSIX::_exit(127); }
+${PERL_SWITCH_USER}
 my $path = shift @ARGV;
 my $listener;
 socket($listener, Socket::AF_UNIX(), Socket::SOCK_STREAM(), 0) or die "socket: $!\n";
@@ -95,20 +98,8 @@ sub child {
   POSIX::dup2($i, 0); POSIX::dup2($o, 1); POSIX::dup2($e, 2);
   POSIX::close($_) for grep { $_ > 2 } ($i, $o, $e);
   for my $fh (\*STDIN, \*STDOUT, \*STDERR) { my $flags = fcntl($fh, Fcntl::F_GETFL(), 0); fcntl($fh, Fcntl::F_SETFL(), $flags & ~POSIX::O_NONBLOCK()) if defined $flags; }
-  sub fail { print STDERR "tsshd: $_[0]\n"; POSIX::_exit(127); }
   if ($pipesize) { fcntl(\*STDOUT, 1031, $pipesize + 0); }
-  if (length $uid) {
-    my @groups = grep { length } split(/,/, $groups);
-    @groups = ($gid) unless @groups;
-    POSIX::setgid($gid) or fail("setgid $gid: $!");
-    $) = join(' ', $gid, @groups);
-    POSIX::setuid($uid) or fail("setuid $uid: $!");
-    fail("could not drop privileges") if $< != $uid || $> != $uid || (split(' ', $())[0] != $gid || (split(' ', $)))[0] != $gid;
-    fail("could regain root") if $uid != 0 && POSIX::setuid(0);
-    my %want = map { $_ => 1 } ($gid, @groups);
-    my %have = map { $_ => 1 } split(' ', $));
-    fail("could not set the groups") if join(',', sort keys %want) ne join(',', sort keys %have);
-  }
+  switch_user($uid, $gid, split(/,/, $groups)) if length $uid;
   chdir($cwd) or chdir('/');
   %ENV = ();
   for (@$env) { my ($k, $v) = split(/=/, $_, 2); $ENV{$k} = $v; }
