@@ -19,6 +19,7 @@ import { ConfigError } from '../config/tokens.js';
 import { createLogger, createSyslogSink, logsToStderr, startupLogsToStderr, stderrSink, type SwitchableLogger } from './sshd/log.js';
 import { loadOrCreateHostKeys } from './sshd/host-keys.js';
 import { createTsshdServer, readPublicKeyFiles } from './sshd/serve.js';
+import { prepareSpawnHelper } from './sshd/spawn-helper.js';
 import { currentUser, runningAsRoot } from './sshd/users.js';
 import { passwdCommand } from './sshd/passwd-command.js';
 import { loadPam } from './sshd/pam.js';
@@ -176,6 +177,10 @@ async function main(argv: string[]): Promise<number> {
     await new Promise<void>((resolve) => connection.once('close', () => resolve()));
     return 0;
   }
+
+  // Commands without a terminal start from a small helper (spawn-helper.ts), started now so that
+  // the first command finds it ready; an inetd-mode tsshd, one connection long, does without.
+  prepareSpawnHelper();
 
   // SIGHUP: re-read the configuration for new connections. Installed before listening: a SIGHUP
   // that comes early must not end tsshd (Node's default for it).

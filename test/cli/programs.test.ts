@@ -144,11 +144,14 @@ describe('tsshd modes', () => {
       config,
       [`HostKey ${lab.hostKeys.ed25519.privateKey}`, `AuthorizedKeysFile ${lab.authorizedKeys}`, 'StrictModes no', 'SetEnv SHLVL=1', ''].join('\n'),
     );
-    const result = await lab.runSsh(['tsshd-inetd', 'echo inetd works'], {
+    // One connection long, it starts commands itself: no spawn helper (a Perl start) for one command.
+    const result = await lab.runSsh(['tsshd-inetd', 'echo inetd works; sleep 0.3; cat /proc/$PPID/comm'], {
       proxyCommand: `${node} ${TSSHD} -i -f ${config}`,
     });
     assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stdout, 'inetd works\n');
+    const [first, parent] = result.stdout.split('\n');
+    assert.equal(first, 'inetd works');
+    assert.notEqual(parent, 'tsshd-spawner');
   });
 
   test("a session's output arrives whole and in order, with its errors through a real pipe that the command can open by name, or through a socket when no FIFO can be made", async (t) => {

@@ -23,7 +23,6 @@ import { resolveForConnection } from '../../config/sshd-config.js';
 import { createAuthHooks, type AuthResultState } from './auth.js';
 import { runWithoutPty, type SessionContext } from './session-runner.js';
 import { prepareStderrPipes } from './session-pipes.js';
-import { prepareSpawnHelper } from './spawn-helper.js';
 import { loadNodePty, ptySupport, runWithPty, type NodePty } from './pty.js';
 import { credentialSwitch, lookupUser, type SystemUser } from './users.js';
 import { isInternalSftp, startInternalSftp } from '../../sftp/internal-sftp.js';
@@ -90,11 +89,9 @@ export function createTsshdServer(options: ServeOptions): SshServer {
   const base = options.config().settings;
   const states = new WeakMap<ServerConnection, AuthResultState>();
   // node-pty (optional) is imported now, in the background, so that a pty request finds it ready;
-  // likewise the first FIFOs for sessions' standard error are made now, and the helper that starts
-  // commands (spawn-helper.ts) is started.
+  // likewise the first FIFOs for sessions' standard error are made now.
   void loadNodePty();
   prepareStderrPipes();
-  prepareSpawnHelper();
   const server = createServer({
     hostKeys: options.hostKeys,
     algorithms: {

@@ -255,9 +255,11 @@ let helper: Helper | undefined;
 let nextId = 0;
 /** Set once perl or the folder turned out to be missing: commands use child_process from then on. */
 let unavailable = false;
+/** Set by prepareSpawnHelper: a tsshd that serves one connection (inetd mode) never starts one. */
+let enabled = false;
 
 function startHelper(): Helper | undefined {
-  if (helper || unavailable) return helper;
+  if (helper || unavailable || !enabled) return helper;
   const perl = findPerl();
   const folder = pipeFolder();
   if (!perl || !folder) {
@@ -312,11 +314,14 @@ function startHelper(): Helper | undefined {
 }
 
 /**
- * Start the helper now (tsshd does when it starts serving), so that it is ready for the first
- * command; TSSH_SPAWN_HELPER=0 in the environment turns it off.
+ * Use the helper from now on and start it now, so that it is ready for the first command (tsshd
+ * does when it listens; a helper that dies is replaced at the next command). Without this call
+ * commands start with child_process; TSSH_SPAWN_HELPER=0 in the environment keeps it so.
  */
 export function prepareSpawnHelper(): void {
-  if (process.env.TSSH_SPAWN_HELPER !== '0') startHelper();
+  if (process.env.TSSH_SPAWN_HELPER === '0') return;
+  enabled = true;
+  startHelper();
 }
 
 /**
