@@ -65,6 +65,7 @@ const { values } = parseArgs({
     connections: { type: 'string' },
     'setup-count': { type: 'string' },
     'setup-warmup': { type: 'string' },
+    'server-warmup': { type: 'string' },
     'ssh2-no-native': { type: 'boolean', default: false },
     'no-verify': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
@@ -99,6 +100,10 @@ const config = {
   // Connections each set-up client makes before it is measured: enough for the JIT to have done
   // its work on the per-connection code of a Node client (and server); their cost is reported too.
   setupWarmup: Number(values['setup-warmup'] ?? (quick ? 10 : 200)),
+  // Connections each server serves before the first set-up round (16 at a time, unmeasured): a
+  // server that lives long has run its per-connection code thousands of times (the JIT's work on
+  // tsshd and the ssh2 server; sshd forks per connection and has nothing to warm).
+  serverWarmup: Number(values['server-warmup'] ?? (quick ? 50 : 1000)),
   memoryRounds: Number(values.rounds ?? (quick ? 1 : 3)),
   ssh2NoNative: values['ssh2-no-native'],
   verify: !values['no-verify'],
@@ -135,6 +140,7 @@ const meta = {
   idleConnections: config.idleConnections,
   setupCount: config.setupCount,
   setupWarmup: config.setupWarmup,
+  serverWarmup: config.serverWarmup,
   machine: {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
@@ -274,6 +280,11 @@ try {
       const t0 = performance.now();
       const shellCpuMs = shellTrueCpuMs();
       progress(`set-up: one \`bash -c true\` costs ${shellCpuMs.toFixed(2)} ms CPU (each server's figure counts the processes it reaped, less this per connection)`);
+      for (const server of /** @type {const} */ (['sshd', 'tsshd', 'ssh2'])) {
+        if (config.serverWarmup <= 0) break;
+        const warm = await connectionSetup(fx, { lib: 'tssh', server: servers[server], count: config.serverWarmup, concurrency: 16, warmup: 0, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
+        progress(`set-up: ${server} served ${config.serverWarmup} connections first (16 at a time, not counted)${warm.ok ? '' : `: FAILED ${warm.error}`}`);
+      }
       for (let round = 1; round <= config.rounds; round++) {
         for (const [concurrency, count] of [[1, config.setupCount], [16, config.setupCount * 4]]) {
           for (const lib of /** @type {const} */ (['tssh', 'ssh2'])) {
@@ -406,7 +417,7 @@ const notes = [
   `- Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${meta.machine.memoryGiB} GiB, Linux ${meta.machine.kernel}, load average at start ${meta.machine.loadAverageAtStart.join(' ')}; ${meta.openssh}; Node ${meta.node} (OpenSSL ${meta.openssl}); ssh2 ${meta.ssh2} with its native crypto binding ${meta.ssh2NativeBinding ? '**on**' : '**off**'}; tssh ${meta.tssh}.`,
   `- Throughput: ${sizeLabel(config.bytes)} per run, timed from the remote command's start to the client's exit; clients are programs (ssh, \`dist/bin/tssh.js\`, \`bench/ssh2-client.mjs\`) writing to /dev/null or reading \`head -c\` from a pipe; CPU from /usr/bin/time (client) and /proc (server, less the remote shell and command for sshd), less the fixed cost of a run that moves nothing (start-up, key exchange, login, exit; in the JSON as fixedCost), so CPU s/GiB is the cost of moving the bytes; MB/s likewise leaves out the end latency of such a run (mbpsGross in the JSON keeps it in).`,
   '- "tssh/OpenSSH" and "tssh/ssh2" are medians of ratios taken round by round against the pairing named (the same server with the other client, or the same client with the other server; tssh → tsshd against ssh → sshd and the ssh2 client).',
-  `- Set-up: in-process clients (bench/conn-client.mjs); ${config.setupCount} sequential and ${config.setupCount * 4} connections 16 at a time per run, each run's client process first making ${config.setupWarmup} connections the same way, unmeasured but for its own CPU, reported as the "cold" client figure (a fresh Node process's first connections also pay for loading and compiling the code); server CPU is the server's own plus that of the processes it reaped (sshd's per-connection processes, helpers such as setpriv), less one \`bash -c true\` per connection (every server runs the command through the shell).`,
+  `- Set-up: in-process clients (bench/conn-client.mjs); ${config.setupCount} sequential and ${config.setupCount * 4} connections 16 at a time per run, each run's client process first making ${config.setupWarmup} connections the same way, unmeasured but for its own CPU, reported as the "cold" client figure (a fresh Node process's first connections also pay for loading and compiling the code), and each server first serving ${config.serverWarmup} connections 16 at a time, not counted (a long-running server's per-connection code has been compiled); server CPU is the server's own plus that of the processes it reaped (sshd's per-connection processes, helpers such as setpriv), less one \`bash -c true\` per connection (every server runs the command through the shell).`,
   `- File transfer: one ${sizeLabel(config.bytes)} file (sparse, on tmpfs) fetched to /dev/null and sent to /dev/null over SFTP, ${config.ciphers[0]}, against each server's \`Subsystem sftp internal-sftp\`; clients: OpenSSH's sftp (batch mode) and the ssh2 package's SFTP client (fastGet/fastPut, \`bench/ssh2-client.mjs --sftp\`); time and CPU of the whole client run less those of moving an empty file; server CPU includes the processes the server reaped (sshd's session process, tsshd's SFTP child). There is no tssh SFTP client program yet: the ratios compare tsshd's SFTP server with sshd's.`,
   `- Memory: ${config.idleConnections} idle authenticated connections (no channel) opened by the ssh2 client library; sshd's figure sums its per-connection processes (one per connection when the user is root: OpenSSH skips the unprivileged post-auth child for root).`,
   ...(verification.length > 0 ? ['- **Verification failures** (1 MiB each way through a pipe, byte-counted):', ...verification.map((v) => `  - ${v.replace(/\n/g, ' ')}`)] : ['- Every pairing verified: 1 MiB each way arrived exactly.']),
