@@ -46,9 +46,7 @@ export function readChildOutput(stdout: Readable | null, callback: (bytes: numbe
   handle.reading = false;
   husk._handle = null;
   stdout.destroy(); // closes nothing: the handle is ours now
-  shared ??= Buffer.allocUnsafeSlow(READ_SIZE);
-  const options = { handle, readable: true, writable: false, onread: { buffer: shared, callback } };
-  return new Socket(options as SocketConstructorOpts);
+  return onreadSocket({ handle }, callback);
 }
 
 /**
@@ -56,7 +54,12 @@ export function readChildOutput(stdout: Readable | null, callback: (bytes: numbe
  * for output that does not come through child_process (spawn-helper.ts). Call resume() for 'end'.
  */
 export function readOutputFd(fd: number, callback: (bytes: number, buffer: Uint8Array) => boolean): Socket {
+  return onreadSocket({ fd }, callback);
+}
+
+/** A read-only Socket over a handle or a descriptor, reading with onread into the shared buffer. */
+function onreadSocket(source: { handle: unknown } | { fd: number }, callback: (bytes: number, buffer: Uint8Array) => boolean): Socket {
   shared ??= Buffer.allocUnsafeSlow(READ_SIZE);
-  const options = { fd, readable: true, writable: false, onread: { buffer: shared, callback } };
+  const options = { ...source, readable: true, writable: false, onread: { buffer: shared, callback } };
   return new Socket(options as SocketConstructorOpts);
 }

@@ -160,7 +160,7 @@ export function takeStderrPipe(owner?: { readonly uid: number; readonly gid: num
 /**
  * `count` FIFO paths from the stock, for a process that opens its ends itself (spawn-helper.ts),
  * or undefined when the stock has too few. The caller opens our ends at once and makes sure the
- * names are removed (the helper's child removes them once it has opened its ends).
+ * names are removed (the helper removes them once it has opened its ends).
  */
 export function takeFifoPaths(count: number): string[] | undefined {
   if (stock.length < LOW_WATER + count) refill();

@@ -14,7 +14,7 @@ import { knownGroups, type SystemUser } from './users.js';
 import { chrootCommand, splitForRoot } from './chroot.js';
 import { readChildOutput, readOutputFd } from './child-output.js';
 import { closeAll, removeFifos, takeFifoPaths, takeStderrPipe } from './session-pipes.js';
-import { startThroughHelper, type HelperCommand } from './spawn-helper.js';
+import { helperReady, startThroughHelper, type HelperCommand } from './spawn-helper.js';
 
 /** OpenSSH's _PATH_STDPATH and the root variant (pathnames.h). */
 const USER_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/games';
@@ -91,7 +91,7 @@ export function shellCommand(user: SystemUser, command: string | undefined): { f
  * the command can open /dev/stderr, as under sshd), the rest through Node's sockets.
  */
 export function runWithoutPty(session: ServerSession, context: SessionContext, command: string | undefined): ChildProcess | HelperCommand | undefined {
-  const helped = process.env.TSSH_SPAWN_HELPER === '0' ? undefined : runThroughHelper(session, context, command);
+  const helped = runThroughHelper(session, context, command);
   if (helped) return helped;
   const pipe = takeStderrPipe(mustSwitchUser(context) ? context.user : undefined);
   const child = startChild(session, context, command, pipe ? ['pipe', 'pipe', pipe.child] : 'pipe');
@@ -112,7 +112,8 @@ export function runWithoutPty(session: ServerSession, context: SessionContext, c
  * credentialSwitch, which asks for them).
  */
 function runThroughHelper(session: ServerSession, context: SessionContext, command: string | undefined): HelperCommand | undefined {
-  if (context.chroot !== undefined) return undefined;
+  // Asked before any FIFO is taken: no helper (tsshd -i, TSSH_SPAWN_HELPER=0, not ready) costs none.
+  if (context.chroot !== undefined || !helperReady()) return undefined;
   const { user } = context;
   let credentials: { uid: number; gid: number; groups: readonly number[] } | undefined;
   if (mustSwitchUser(context)) {

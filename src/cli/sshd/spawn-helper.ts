@@ -324,6 +324,11 @@ export function prepareSpawnHelper(): void {
   startHelper();
 }
 
+/** Whether a command can go through the helper now (starting a new one if the last one died). */
+export function helperReady(): boolean {
+  return startHelper()?.ready === true;
+}
+
 /**
  * Ask the helper to start a command; undefined when no helper is ready (then start it another way,
  * while one starts for the next command). Fields must not contain NUL, which no file name,
