@@ -119,6 +119,15 @@ export interface CommonConnectOptions {
    */
   readonly pipelineAuthentication?: boolean;
   /**
+   * Send the first key exchange message with our KEXINIT, guessing that the server's first kex
+   * and host key algorithms are our first (RFC 4253 §7): one round trip less per connection when
+   * right; when wrong the server drops it and the exchange goes on as without. Default: only with
+   * servers known to handle a guess and to share our default first choices, by their
+   * identification (tssh, OpenSSH 10 or later); true: with any server; false: never. Never for a
+   * group exchange method first.
+   */
+  readonly guessKex?: boolean;
+  /**
    * Decide whether to trust the server's host key yourself. Without it the key is checked
    * against known_hosts (see `knownHosts`): host key checking is never off by default.
    */

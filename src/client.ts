@@ -459,6 +459,7 @@ export class SshClient extends EventEmitter<ClientEvents> {
           verifyHostKey: (key, algorithm) => (verifyHostKey ? verifyHostKey(key, { host, port, algorithm }) : knownHosts(key)),
           rekeyBytes: options.rekeyBytes,
           rekeyIntervalMs: options.rekeyIntervalMs,
+          guessKex: options.guessKex,
         },
         {
           authMessage: (payload) => auth?.receive(payload),

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { KexError, ProtocolError } from '../errors.js';
-import type { DhGroup, KexAlgorithm, SignatureAlgorithm, SshPrivateKey, SshPublicKey } from '../algorithms/types.js';
+import type { DhGroup, KexAlgorithm, KexClientExchange, SignatureAlgorithm, SshPrivateKey, SshPublicKey } from '../algorithms/types.js';
 import { Writer } from '../wire/writer.js';
 import {
   KexDhGexGroup,
@@ -55,7 +55,7 @@ export interface KexStep {
 export class KeyExchange {
   /** The message number this exchange accepts next from the peer, or undefined when it expects none. */
   expected: number | undefined;
-  private clientExchange: ReturnType<KexAlgorithm['startClient']> | undefined;
+  private clientExchange: KexClientExchange | undefined;
   private group: DhGroup | undefined;
   private gexRequest: { min: number; preferred: number; max: number } | undefined;
 
@@ -85,6 +85,15 @@ export class KeyExchange {
     }
     this.clientExchange = this.method.startClient();
     return [KexEcdhInit.encode({ clientValue: this.clientExchange.clientValue })];
+  }
+
+  /**
+   * Client: the exchange was opened before the server's KEXINIT arrived (a guess that proved
+   * right): its message is already sent, so this only takes its ephemeral value.
+   */
+  startWith(exchange: KexClientExchange): void {
+    if (this.role !== 'client' || this.method.groupExchange) throw new KexError(`${this.method.name} cannot start from a guess`);
+    this.clientExchange = exchange;
   }
 
   /** Handle the peer's next kex-method message (the transport checked it is `expected`). */

@@ -14,7 +14,7 @@ import {
   SshError,
   type DisconnectReasonCode,
 } from '../errors.js';
-import type { Compressor, Decompressor, SshPrivateKey, SshPublicKey } from '../algorithms/types.js';
+import type { Compressor, Decompressor, KexClientExchange, SshPrivateKey, SshPublicKey } from '../algorithms/types.js';
 import {
   cipherAlgorithms,
   compressionAlgorithms,
@@ -26,6 +26,7 @@ import {
   Debug,
   Disconnect,
   ExtInfo,
+  KexEcdhInit,
   KexInit,
   MSG,
   NewKeys,
@@ -85,6 +86,15 @@ export interface TransportOptions {
   readonly serverSigAlgs?: readonly string[];
   /** Server: the services a client may request (default ssh-userauth). */
   readonly services?: readonly string[];
+  /**
+   * Client: send our first key exchange message with our KEXINIT, guessing that the server's first
+   * choices of kex and host key algorithm are ours (RFC 4253 §7, first_kex_packet_follows), which
+   * saves a round trip when the guess is right; a wrong guess costs the server nothing (it drops
+   * the packet) and us one ephemeral key. Default: guess only when the server's identification
+   * names software known to handle guesses and to share our default first choices (tssh, and
+   * OpenSSH 10 or later); `true` guesses with any server, `false` never.
+   */
+  readonly guessKex?: boolean;
 }
 
 export interface KexInfo {
@@ -148,6 +158,8 @@ export class Transport {
   private newKeysSent = false;
   private newKeysReceived = false;
   private ignoreNextKexPacket = false;
+  /** Client: the key exchange we started with our first KEXINIT, before the server's arrived. */
+  private guess: { readonly kex: string; readonly exchange: KexClientExchange } | undefined;
   /**
    * Input waits for an asynchronous step: the client deciding whether to trust the host key, or a
    * key exchange method's code loading (KexAlgorithm.prepare). See pauseInputUntil.
@@ -189,16 +201,17 @@ export class Transport {
   }
 
   /**
-   * Send our identification, and our first KEXINIT (RFC 4253 §4.2, §7.1): a client sends both at
-   * once; a server sends its KEXINIT once the client's identification has arrived, so that the
-   * packet carries the TCP acknowledgement of what the client sent. A client that leaves Nagle's
-   * algorithm on (OpenSSH's ssh without a terminal) holds its next small packet until its last
-   * one is acknowledged, and an acknowledgement that has nothing to ride on waits for the delayed
-   * ACK timer: about 40 ms here, before the client's key exchange message.
+   * Send our identification (RFC 4253 §4.2). The first KEXINIT (§7.1) follows once the peer's
+   * identification has arrived. A server waits so that its KEXINIT carries the TCP
+   * acknowledgement of what the client sent: a client that leaves Nagle's algorithm on (OpenSSH's
+   * ssh without a terminal) holds its next small packet until its last one is acknowledged, and
+   * an acknowledgement that has nothing to ride on waits for the delayed ACK timer, about 40 ms
+   * here, before the client's key exchange message. A client waits to know whom it speaks to
+   * before it guesses (guessKex); the server's KEXINIT, which it needs before anything else, comes
+   * after the server's identification anyway.
    */
   start(): void {
     this.handler.send([Buffer.from(`${this.options.identification}\r\n`, 'latin1')]);
-    if (this.role === 'client') this.sendKexInit();
   }
 
   get isClosed(): boolean {
@@ -252,7 +265,7 @@ export class Transport {
         this.handler.identification?.(done.identification, reader.preamble);
         if (this.isClosed) return; // the handler may have refused the peer
         this.phase = 'kex';
-        if (!this.ourKexInit) this.sendKexInit();
+        if (!this.ourKexInit) this.sendKexInit(this.shouldGuess(done.identification));
         chunk = done.rest;
       }
       this.decoder.push(chunk);
@@ -496,7 +509,7 @@ export class Transport {
     return this.phase === 'kex' || (this.ourKexInit !== undefined && !this.newKeysSent);
   }
 
-  private buildKexInit(): Buffer {
+  private buildKexInit(guessFollows = false): Buffer {
     const { algorithms } = this.options;
     const first = this.kexCount === 0;
     const kex = [...algorithms.kex];
@@ -526,17 +539,38 @@ export class Transport {
       compressionServerToClient: [...algorithms.compression],
       languagesClientToServer: [],
       languagesServerToClient: [],
-      firstKexPacketFollows: false,
+      firstKexPacketFollows: guessFollows,
       reserved: 0,
     });
   }
 
-  private sendKexInit(): void {
-    this.ourKexInit = this.buildKexInit();
+  private sendKexInit(guess = false): void {
+    this.ourKexInit = this.buildKexInit(guess);
     this.newKeysSent = false;
     this.kexInitSequence = this.encoder.sequence;
     this.writePacket(this.ourKexInit);
     this.debug('SSH2_MSG_KEXINIT sent');
+    if (!guess) return;
+    const { kex, hostKey } = this.options.algorithms;
+    const exchange = kexAlgorithms.all.get(kex[0]!)!.startClient();
+    this.guess = { kex: kex[0]!, exchange };
+    this.writePacket(KexEcdhInit.encode({ clientValue: exchange.clientValue }));
+    this.debug(`kex: guessed ${kex[0]} with host key algorithm ${hostKey[0]}`);
+  }
+
+  /**
+   * Whether our first KEXINIT carries a guess (see TransportOptions.guessKex). Only methods whose
+   * client speaks first with a value of its own are guessed (not group exchange, whose request
+   * depends on the cipher negotiated), and only when the method's code is loaded: a guess must go
+   * out with the KEXINIT.
+   */
+  private shouldGuess(peer: Identification): boolean {
+    if (this.role !== 'client' || this.kexCount !== 0) return false;
+    const { kex, hostKey } = this.options.algorithms;
+    const method = kexAlgorithms.all.get(kex[0] ?? '');
+    if (!method || method.groupExchange || hostKey.length === 0) return false;
+    const wanted = this.options.guessKex ?? knownToShareFirstChoices(peer.softwareVersion);
+    return wanted && method.prepare?.() === undefined;
   }
 
   private onKexInit(payload: Buffer): void {
@@ -557,11 +591,12 @@ export class Transport {
       if (this.role === 'server') this.peerWantsExtInfo = peer.kexAlgorithms.includes(EXT_INFO_CLIENT);
     }
     // RFC 4253 §7: after a wrong guess the peer's guessed kex packet is ignored.
-    this.ignoreNextKexPacket = peer.firstKexPacketFollows && !guessWasRight(client, server);
-    this.beginExchange(client, server);
+    const guessRight = guessWasRight(client, server);
+    this.ignoreNextKexPacket = peer.firstKexPacketFollows && !guessRight;
+    this.beginExchange(client, server, guessRight);
   }
 
-  private beginExchange(client: KexInitMessage, server: KexInitMessage): void {
+  private beginExchange(client: KexInitMessage, server: KexInitMessage, guessRight: boolean): void {
     const algorithms = negotiate(client, server, (name) => cipherAlgorithms.all.get(name)?.aead ?? false);
     this.negotiated = algorithms;
     this.debug(`kex: algorithm: ${algorithms.kex}`);
@@ -595,6 +630,16 @@ export class Transport {
       gexRangeFor(Math.min(keyBits, 256)),
     );
     this.kex = kex;
+    const guess = this.guess;
+    this.guess = undefined;
+    if (guess) {
+      // Right, the server takes our guessed message as its first; wrong, it drops it (§7).
+      this.debug(`kex: our guess was ${guessRight ? 'right' : 'wrong'}`);
+      if (guessRight && guess.kex === algorithms.kex) {
+        kex.startWith(guess.exchange);
+        return;
+      }
+    }
     const start = (): void => {
       for (const message of kex.start()) this.writePacket(message);
     };
@@ -881,4 +926,14 @@ function asSshError(error: unknown): SshError {
 /** Peer text shown to a user: control characters removed (a peer must not drive our terminal). */
 function sanitize(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?').slice(0, 1024);
+}
+
+/**
+ * Servers whose handling of a guessed kex packet we rely on, and whose default first kex and host
+ * key algorithms are ours (mlkem768x25519-sha256 and ssh-ed25519 since OpenSSH 10.0).
+ */
+function knownToShareFirstChoices(softwareVersion: string): boolean {
+  if (softwareVersion.startsWith('tssh_')) return true;
+  const openssh = /^OpenSSH_(\d+)\./.exec(softwareVersion);
+  return openssh !== null && Number(openssh[1]) >= 10;
 }

@@ -65,6 +65,8 @@ interface ClientCase {
    */
   afterAuth?: 'check' | 'rekey-by-client' | 'rekey-by-sshd';
   sshd?: SshdProgram;
+  /** Guess the key exchange (guessKex: true), and whether the guess must prove right or wrong. */
+  guess?: 'right' | 'wrong';
 }
 
 /** The registry defaults, compression none: one category at a time is then narrowed to one name. */
@@ -108,7 +110,7 @@ class ClientRun {
   private readonly listeners = new Set<() => void>();
   private readonly sshd: SshdInetd;
 
-  constructor(sshd: SshdInetd, algorithms: AlgorithmLists, expectedBlob: Buffer) {
+  constructor(sshd: SshdInetd, algorithms: AlgorithmLists, expectedBlob: Buffer, guessKex?: boolean) {
     this.sshd = sshd;
     const notify = (): void => {
       for (const listener of [...this.listeners]) listener();
@@ -118,6 +120,7 @@ class ClientRun {
         role: 'client',
         algorithms,
         identification: 'SSH-2.0-tssh_interop_test',
+        guessKex,
         verifyHostKey: (key, algorithm) => {
           const matches = key.blob.equals(expectedBlob);
           this.hostKeysSeen.push({ type: key.type, algorithm, matches });
@@ -208,7 +211,7 @@ async function runClientCase(t: TestContext, c: ClientCase): Promise<void> {
     ],
   });
   const sshd = fx.spawnSshdInetd(config, c.sshd);
-  const run = new ClientRun(sshd, { ...defaultLists(), ...c.algorithms }, publicBlob(hostKey.publicKey));
+  const run = new ClientRun(sshd, { ...defaultLists(), ...c.algorithms }, publicBlob(hostKey.publicKey), c.guess ? true : undefined);
   run.transport.start();
 
   // 1. The key exchange, with the fixture's host key proved.
@@ -230,6 +233,7 @@ async function runClientCase(t: TestContext, c: ClientCase): Promise<void> {
   );
   assert.equal(first.initial, true);
   assert.equal(first.strictKex, true, 'sshd 9.2 and later agree on strict kex');
+  if (c.guess) assert.ok(run.debug.includes(`kex: our guess was ${c.guess}`), run.diagnostics());
   assert.deepEqual(run.hostKeysSeen, [{ type: publicKeyType(hostKey.publicKey), algorithm: e.hostKey, matches: true }]);
   assert.equal(run.transport.serverHostKey?.blob.equals(publicBlob(hostKey.publicKey)), true);
 
@@ -356,6 +360,47 @@ describe('transport interop: tssh client -> OpenSSH sshd', { concurrency: 3 }, (
       hostKey: 'ed25519',
       expect: { ...DEFAULT_EXPECT, kex: MLKEM },
       sshd: openssh10.sshd,
+    };
+  });
+
+  // RFC 4253 §7 guesses: sshd takes a right one as the client's first kex message and drops a
+  // wrong one (the client then sends the negotiated method's own).
+  caseTest('guessed kex, right (sshd prefers curve25519-sha256 and ssh-ed25519 too): tssh client -> OpenSSH sshd', {
+    algorithms: { kex: ['curve25519-sha256', 'diffie-hellman-group14-sha256'] },
+    sshdExtra: ['KexAlgorithms curve25519-sha256,diffie-hellman-group14-sha256'],
+    hostKey: 'ed25519',
+    expect: DEFAULT_EXPECT,
+    guess: 'right',
+    afterAuth: 'check',
+  });
+
+  caseTest('guessed kex, wrong (sshd prefers another kex): tssh client -> OpenSSH sshd', {
+    algorithms: { kex: ['curve25519-sha256@libssh.org', 'curve25519-sha256'] },
+    sshdExtra: ['KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org'],
+    hostKey: 'ed25519',
+    expect: { ...DEFAULT_EXPECT, kex: 'curve25519-sha256@libssh.org' },
+    guess: 'wrong',
+    afterAuth: 'check',
+  });
+
+  caseTest('guessed kex, wrong host key algorithm (sshd has only an ECDSA key): tssh client -> OpenSSH sshd', {
+    algorithms: { kex: ['curve25519-sha256'] },
+    hostKey: 'ecdsa',
+    expect: { ...DEFAULT_EXPECT, hostKey: 'ecdsa-sha2-nistp256' },
+    guess: 'wrong',
+  });
+
+  caseTest(`guessed kex ${MLKEM}, right: tssh client -> OpenSSH 10 sshd`, async (t) => {
+    if (!havePeers(t, 'sshd', 'ssh-keygen')) return undefined;
+    const openssh10 = await needOpenSsh10(t);
+    if (!openssh10) return undefined;
+    await kexAlgorithms.all.get(MLKEM)!.prepare?.(); // a guess goes only with the method's code loaded
+    return {
+      algorithms: { kex: [MLKEM, 'curve25519-sha256'] },
+      hostKey: 'ed25519',
+      expect: { ...DEFAULT_EXPECT, kex: MLKEM },
+      sshd: openssh10.sshd,
+      guess: 'right',
     };
   });
 
