@@ -485,8 +485,9 @@ export class SshClient extends EventEmitter<ClientEvents> {
             // Our request went before this accept arrived, so nothing we send answers it, and a
             // server with Nagle's algorithm on (sshd before authentication) holds its reply to the
             // request until this accept is ACKed, which our kernel delays by up to 40 ms. An IGNORE
-            // (RFC 4253 §11.2) carries the ACK at once, as for hostkeys-00 below.
-            this.endpoint.transport.sendIgnore();
+            // (RFC 4253 §11.2) carries the ACK at once, as for hostkeys-00 below, unless the reply
+            // came with the accept and our next request goes anyway.
+            this.endpoint.acknowledgeSoon();
           },
           closed: (error) => {
             if (!settled) finish(error ?? new SshError('ERR_SSH_CONNECTION_LOST', DisconnectReason.CONNECTION_LOST, 'connection closed before authentication'));
@@ -502,8 +503,9 @@ export class SshClient extends EventEmitter<ClientEvents> {
               // (it turns it off only for interactive sessions). If our CHANNEL_OPEN crossed it,
               // sshd's OPEN_CONFIRMATION waits behind this unacknowledged announcement until our
               // delayed ACK fires, 40 ms on Linux, since nothing else goes back. A packet now carries
-              // the ACK at once: SSH_MSG_IGNORE, which a peer must accept at any time (RFC 4253 §11.2).
-              this.endpoint?.transport.sendIgnore();
+              // the ACK at once: SSH_MSG_IGNORE, which a peer must accept at any time (RFC 4253 §11.2),
+              // unless the channel request our application makes now carries it.
+              this.endpoint?.acknowledgeSoon();
               return false;
             }
             options.debug?.(`server global request ${name} refused`);

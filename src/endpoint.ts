@@ -109,6 +109,31 @@ export class Endpoint implements TransportHandler {
     this.link.send(chunks);
   }
 
+  /**
+   * See that a packet goes back to the peer soon, to carry the TCP ACK a peer with Nagle's
+   * algorithm on may be waiting for before it sends more: an SSH_MSG_IGNORE (which a peer must
+   * accept at any time, RFC 4253 §11.2), unless something else was written by the time the
+   * application has acted on what was just received (setImmediate: after this read's callbacks,
+   * promise continuations included). Saves the peer a wake-up for an IGNORE when the application's
+   * next request goes anyway.
+   */
+  acknowledgeSoon(): void {
+    const link = this.link;
+    const sent = link.sent;
+    setImmediate(() => {
+      if (link.sent === sent) this.transport.sendIgnore();
+    });
+  }
+
+  /** Keep packets sent from now on back until releaseOutput() (StreamLink.hold). */
+  holdOutput(): void {
+    this.link.hold();
+  }
+
+  releaseOutput(): void {
+    this.link.release();
+  }
+
   /** The stream has room again (DrainListener): channels may send. */
   drained(): void {
     this.mux?.drained();
@@ -127,10 +152,16 @@ export class Endpoint implements TransportHandler {
     const final = this.closeError ?? error;
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
     this.mux?.terminate(final ?? (() => new ConnectionLostError('connection closed')));
-    // Let the DISCONNECT we may have queued reach the socket before ending it.
-    setImmediate(() => this.stream.end());
-    const destroyTimer = setTimeout(() => this.stream.destroy(), 2000);
-    destroyTimer.unref();
+    // Let the DISCONNECT we may have queued reach the socket before ending it; a peer that does
+    // not close its side within 2 s is cut off. The timer goes as soon as the stream closes: left
+    // to fire, it would wake a busy server once for every connection it served 2 s before.
+    const stream = this.stream;
+    setImmediate(() => stream.end());
+    if (!stream.destroyed) {
+      const destroyTimer = setTimeout(() => stream.destroy(), 2000);
+      destroyTimer.unref();
+      stream.once('close', () => clearTimeout(destroyTimer));
+    }
     this.hooks.closed(final);
   }
 

@@ -212,6 +212,8 @@ export class ServerConnection extends EventEmitter<ServerConnectionEvents> {
         },
         fail: (error) => this.endpoint.disconnect(error.reason, error.message, error),
         log: options.authLog ? (event) => options.authLog!(event, this) : undefined,
+        hold: () => this.endpoint.holdOutput(),
+        release: () => this.endpoint.releaseOutput(),
       },
     );
   }

@@ -50,6 +50,10 @@ export class StreamLink {
   /** Reads of an onread socket made before a transport was attached (copies). */
   early: Buffer[] | undefined;
   private corked = false;
+  /** An uncork is due on the next tick. */
+  private uncorkDue = false;
+  /** Reasons to keep this tick's writes back (see hold). */
+  private holds = 0;
 
   constructor(
     readonly writable: Writable,
@@ -57,21 +61,49 @@ export class StreamLink {
     readonly sharedBuffer: boolean,
   ) {}
 
+  /** Packets written so far (wraps harmlessly: only compared for change). */
+  sent = 0;
+
   /** Write the chunks of one packet; everything written in one tick goes out in one writev. */
   send(chunks: readonly Buffer[]): void {
     const writable = this.writable;
     if (writable.destroyed || writable.writableEnded) return;
+    this.sent = (this.sent + 1) | 0;
     if (!this.corked) {
       this.corked = true;
       writable.cork();
-      process.nextTick(uncork, this);
+      this.scheduleUncork();
     }
     for (const chunk of chunks) writable.write(chunk);
   }
 
+  /**
+   * Keep what is written from going out until release(): for a reply that is being decided
+   * asynchronously when the packet before it is already written, so that both leave in one write
+   * (one wake-up of the peer instead of two). Whoever holds must release, whatever happens; an
+   * end() of the stream sends what was held in any case.
+   */
+  hold(): void {
+    this.holds++;
+  }
+
+  release(): void {
+    if (this.holds === 0) return;
+    this.holds--;
+    if (this.holds === 0 && this.corked) this.scheduleUncork();
+  }
+
   uncork(): void {
+    this.uncorkDue = false;
+    if (this.holds > 0) return;
     this.corked = false;
     this.writable.uncork();
+  }
+
+  private scheduleUncork(): void {
+    if (this.uncorkDue || this.holds > 0) return;
+    this.uncorkDue = true;
+    process.nextTick(uncork, this);
   }
 }
 

@@ -113,6 +113,14 @@ export interface AuthServerEvents {
   fail(error: SshError): void;
   /** For logs, in OpenSSH's words: `Accepted publickey for alice`, `Failed password for alice`. */
   log?(event: AuthLogEvent): void;
+  /**
+   * Requests are being decided: what is sent may wait for the reply and go out with it (a
+   * SERVICE_ACCEPT written just before a pipelined request is then one write with the answer).
+   * Each hold is followed by one release, at the latest when no request is left or before the
+   * client is asked a question it must answer.
+   */
+  hold?(): void;
+  release?(): void;
 }
 
 export interface AuthLogEvent {
@@ -135,6 +143,10 @@ export class AuthServer {
   private readonly completedMethods: string[] = [];
   /** Requests are handled one at a time; later ones wait here. */
   private chain: Promise<void> = Promise.resolve();
+  /** Requests received and not yet decided. */
+  private undecided = 0;
+  /** The output is held (events.hold) while requests are undecided. */
+  private holding = false;
   /** The key of the publickey attempt being handled, for the log line. */
   private attemptKey: SshPublicKey | undefined;
   /** The key last offered, decoded: a query and the signed request that follows carry the same blob. */
@@ -186,7 +198,28 @@ export class AuthServer {
       this.pendingInfo = undefined;
       pending.reject(new Error('keyboard-interactive abandoned by a new request'));
     }
-    this.chain = this.chain.then(() => this.handle(copy)).catch((error: unknown) => this.fatal(error as SshError));
+    if (!this.holding) {
+      this.holding = true;
+      this.events.hold?.();
+    }
+    this.undecided++;
+    this.chain = this.chain.then(() => this.handle(copy)).then(this.decided, this.failed);
+  }
+
+  /** A request was answered (or dropped): let the output go once none is left. */
+  private readonly decided = (): void => {
+    if (--this.undecided === 0) this.releaseOutput();
+  };
+
+  private readonly failed = (error: unknown): void => {
+    this.decided();
+    this.fatal(error as SshError);
+  };
+
+  private releaseOutput(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.events.release?.();
   }
 
   private async handle(payload: Buffer): Promise<void> {
@@ -339,6 +372,8 @@ export class AuthServer {
       }
       return new Promise<string[]>((resolve, reject) => {
         this.pendingInfo = { expected: request.prompts.length, resolve, reject };
+        // The client can answer only what it has received.
+        this.releaseOutput();
         this.events.send(encodeInfoRequest(request));
       });
     };
@@ -369,6 +404,7 @@ export class AuthServer {
   private fatal(error: SshError | Error): void {
     if (this.done) return;
     this.done = true;
+    this.releaseOutput();
     const sshError =
       error instanceof SshError ? error : new ProtocolError(`authentication failed: ${error.message}`, DisconnectReason.PROTOCOL_ERROR as DisconnectReasonCode);
     this.events.fail(sshError);

@@ -169,6 +169,68 @@ describe('our client and our server over TCP', () => {
     await client.end();
   });
 
+  test('the server holds its SERVICE_ACCEPT while it decides the pipelined request, and sends both in one write', async (t) => {
+    const k = await keys();
+    const lines: string[] = [];
+    let acceptSeenDuringDecision: boolean | undefined;
+    const { port } = await startServer(t, {
+      auth: {
+        publicKeyAllowed: async ({ key }) => {
+          // Long enough for an accept sent on its own to cross loopback and be logged.
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          acceptSeenDuringDecision ??= lines.some((l) => l.startsWith('SSH2_MSG_SERVICE_ACCEPT received'));
+          return key.blob.equals(k.alice.publicKey.blob);
+        },
+      },
+    });
+    const client = await connect({
+      ...(await baseOptions(port)),
+      privateKeys: [k.alice],
+      debug: (l) => lines.push(l),
+    });
+    assert.equal(offeredBeforeAccept(lines), true);
+    assert.equal(acceptSeenDuringDecision, false, lines.join('\n'));
+    assert.equal((await client.exec('echo held')).stdout.toString(), 'held\n');
+    await client.end();
+  });
+
+  test('a closed connection leaves no timer behind on either side (the 2 s cut-off goes when the socket closes)', async (t) => {
+    const { port } = await startServer(t);
+    const k = await keys();
+    const cutOffs = new Set<unknown>();
+    let made = 0;
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    // Every 2 s timer made while the connections end is recorded, and forgotten when cleared.
+    const patchedSet = ((fn: () => void, ms?: number) => {
+      const timer = realSet(fn, ms);
+      if (ms === 2000) {
+        made++;
+        cutOffs.add(timer);
+      }
+      return timer;
+    }) as typeof setTimeout;
+    const patchedClear = ((timer: NodeJS.Timeout | undefined) => {
+      cutOffs.delete(timer);
+      realClear(timer);
+    }) as typeof clearTimeout;
+    globalThis.setTimeout = patchedSet;
+    globalThis.clearTimeout = patchedClear;
+    t.after(() => {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+    });
+    for (let i = 0; i < 3; i++) {
+      const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice] });
+      assert.equal((await client.exec('echo x')).stdout.toString(), 'x\n');
+      await client.end();
+    }
+    const deadline = Date.now() + 1500;
+    while (cutOffs.size > 0 && Date.now() < deadline) await new Promise((resolve) => realSet(resolve, 10));
+    assert.ok(made >= 6, `a cut-off timer per connection and side (${made})`);
+    assert.equal(cutOffs.size, 0, 'every cut-off timer was cleared once its socket closed');
+  });
+
   test('pipelineAuthentication: false, an RSA key (its algorithm waits for server-sig-algs), a key not first, or delayed compression: the request waits for the accept', async (t) => {
     const { port } = await startServer(t, { algorithms: { compression: ['none', 'zlib@openssh.com'] } });
     const k = await keys();
