@@ -93,6 +93,9 @@ const AUTHORIZED_KEYS_CACHE_SIZE = 256;
 /** How old (ns) a file's last change must be before a version of it is kept: far beyond a clock tick. */
 const AUTHORIZED_KEYS_SETTLE_NS = 2_000_000_000n;
 
+/** How long a publickey query's yes may serve the signed request that follows (createAuthHooks). */
+const QUERY_ANSWER_MS = 5_000;
+
 /**
  * The parsed authorized_keys file at `path`, or undefined when it cannot be used: missing,
  * unreadable, or refused by StrictModes (sshd skips such a file and tries the next one).
@@ -173,29 +176,48 @@ export function createAuthHooks(context: AuthPolicyContext, state: AuthResultSta
     return false;
   };
 
-  return {
-    publicKeyAllowed: async ({ user: name, key }) => {
-      const { user, settings, refused } = resolveUser(name);
-      if (!settings.pubkeyAuthentication || refused || !user) return false;
-      for (const pattern of settings.authorizedKeysFile) {
-        if (pattern === 'none') continue;
-        const expanded = expandAuthorizedKeysFile(pattern, { home: user.home, user: user.name, uid: user.uid });
-        const path = isAbsolute(expanded) ? expanded : join(user.home, expanded);
-        const file = await readAuthorizedKeys(path, user, settings.strictModes);
-        if (!file) continue;
-        const result = findAuthorizedKey(file, key.blob, { remoteAddress: context.remoteAddress, now: new Date() });
-        if (result.found) {
-          state.keyOptions = result.entry.options;
-          return true;
-        }
-        for (const refusal of result.refused) context.log(`Authentication refused: ${refusal.message}`);
-      }
-      const extra = context.extraAuthorizedKeys ? await context.extraAuthorizedKeys(user) : [];
-      if (extra.some((k) => k.blob.equals(key.blob))) {
-        state.keyOptions = undefined;
+  /** Whether `key` may log in as `name` by AuthorizedKeysFile (or the extra keys); sets state.keyOptions. */
+  const keyAllowed = async (name: string, key: SshPublicKey): Promise<boolean> => {
+    const { user, settings, refused } = resolveUser(name);
+    if (!settings.pubkeyAuthentication || refused || !user) return false;
+    for (const pattern of settings.authorizedKeysFile) {
+      if (pattern === 'none') continue;
+      const expanded = expandAuthorizedKeysFile(pattern, { home: user.home, user: user.name, uid: user.uid });
+      const path = isAbsolute(expanded) ? expanded : join(user.home, expanded);
+      const file = await readAuthorizedKeys(path, user, settings.strictModes);
+      if (!file) continue;
+      const result = findAuthorizedKey(file, key.blob, { remoteAddress: context.remoteAddress, now: new Date() });
+      if (result.found) {
+        state.keyOptions = result.entry.options;
         return true;
       }
-      return false;
+      for (const refusal of result.refused) context.log(`Authentication refused: ${refusal.message}`);
+    }
+    const extra = context.extraAuthorizedKeys ? await context.extraAuthorizedKeys(user) : [];
+    if (extra.some((k) => k.blob.equals(key.blob))) {
+      state.keyOptions = undefined;
+      return true;
+    }
+    return false;
+  };
+
+  // A client asks whether a key may be used (a query), then sends the request signed with it:
+  // sshd reads authorized_keys for both. The query's yes serves the signed request that follows,
+  // once, if it comes within QUERY_ANSWER_MS: one look at the file per login instead of two (a
+  // thread-pool round trip and a wake-up less), with an answer at most that old.
+  let lastYes: { readonly user: string; readonly blob: Buffer; readonly options: KeyOptions | undefined; readonly at: number } | undefined;
+
+  return {
+    publicKeyAllowed: async ({ user: name, key }) => {
+      const earlier = lastYes;
+      lastYes = undefined;
+      if (earlier && earlier.user === name && earlier.blob.equals(key.blob) && Date.now() - earlier.at < QUERY_ANSWER_MS) {
+        state.keyOptions = earlier.options;
+        return true;
+      }
+      const allowed = await keyAllowed(name, key);
+      if (allowed) lastYes = { user: name, blob: key.blob, options: state.keyOptions, at: Date.now() };
+      return allowed;
     },
     publicKeyVerified: ({ user: name }) => {
       state.user = resolveUser(name).user;
