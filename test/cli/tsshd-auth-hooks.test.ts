@@ -5,13 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createAuthHooks, type AuthResultState } from '../../src/cli/sshd/auth.js';
 import { parseSshdConfig, resolveForConnection } from '../../src/config/sshd-config.js';
 import { generatePrivateKey } from '../../src/keys/private-key.js';
 import { lookupUser } from '../../src/cli/sshd/users.js';
+import { checkFolder } from '../../src/cli/sshd/local-fs.js';
 
 test("a publickey query's yes serves the signed request that follows, once, within 5 s", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tssh-authhooks-'));
@@ -54,6 +55,15 @@ test("a publickey query's yes serves the signed request that follows, once, with
   assert.equal(await ask(other), true, 'asked about another key: read from the file');
   await rm(file);
   assert.equal(await ask(alice), false, "alice's earlier yes went with the question about the other key");
+
+  // A symbolic link (which could lead to any file system) is followed, through the thread pool.
+  const target = join(dir, 'keys-elsewhere');
+  await writeFile(target, line(alice));
+  await symlink(target, file);
+  await checkFolder(dir); // the folder is known local (where it is), so only the link sends the stat to the pool
+  assert.equal(await ask(other), false);
+  assert.equal(await ask(alice), true, 'the key in the file the link names');
+  await rm(file);
 
   // An answer older than 5 s is not used.
   await writeFile(file, line(alice));

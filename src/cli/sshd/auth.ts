@@ -5,9 +5,9 @@
  * unknown or refused user treated exactly like a wrong password.
  */
 import { stat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { lstatSync, type BigIntStats } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { ServerAuthHooks } from '../../auth/server.js';
 import type { SshPublicKey } from '../../algorithms/types.js';
 import { loadAuthorizedKeysFile, findAuthorizedKey, type AuthorizedKeysFile, type KeyOptions } from '../../keys/authorized-keys.js';
@@ -15,6 +15,7 @@ import { matchPattern } from '../../keys/patterns.js';
 import type { SshdSettings } from '../../config/sshd-config.js';
 import { expandAuthorizedKeysFile } from '../../config/sshd-config.js';
 import { lookupUser, userGroups, type SystemUser } from './users.js';
+import { knownLocal } from './local-fs.js';
 import { dummyPasswordHash, readPasswordFile, verifyPassword } from './password-file.js';
 
 export interface AuthPolicyContext {
@@ -93,6 +94,22 @@ const AUTHORIZED_KEYS_CACHE_SIZE = 256;
 /** How old (ns) a file's last change must be before a version of it is kept: far beyond a clock tick. */
 const AUTHORIZED_KEYS_SETTLE_NS = 2_000_000_000n;
 
+/**
+ * The file's status at once when its folder is on a local file system (./local-fs.ts) and it is
+ * not a symbolic link (which could lead anywhere); null when it does not exist; undefined when it
+ * must be asked through the thread pool.
+ */
+function statNow(path: string): BigIntStats | null | undefined {
+  if (!knownLocal(dirname(path))) return undefined;
+  try {
+    const info = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    if (!info) return null;
+    return info.isSymbolicLink() ? undefined : info;
+  } catch {
+    return undefined;
+  }
+}
+
 /** How long a publickey query's yes may serve the signed request that follows (createAuthHooks). */
 const QUERY_ANSWER_MS = 5_000;
 
@@ -101,12 +118,9 @@ const QUERY_ANSWER_MS = 5_000;
  * unreadable, or refused by StrictModes (sshd skips such a file and tries the next one).
  */
 async function readAuthorizedKeys(path: string, user: SystemUser, strictModes: boolean): Promise<AuthorizedKeysFile | undefined> {
-  let info: BigIntStats;
-  try {
-    info = await stat(path, { bigint: true });
-  } catch {
-    return undefined;
-  }
+  const quick = statNow(path);
+  const info = quick === undefined ? await stat(path, { bigint: true }).catch(() => undefined) : quick;
+  if (!info) return undefined;
   if (strictModes && !strictModesOk(info, user)) return undefined;
   const stamp = `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
   const cached = authorizedKeysCache.get(path);
