@@ -129,9 +129,19 @@ export class ClientSession extends ChannelStream {
     ]);
     // Nobody awaits `closed` if the command is refused: it must not become an unhandled rejection.
     closed.catch(() => {});
-    await this.start('exec', command, options);
-    if (options.stdin !== undefined) this.end(options.stdin);
-    else this.end();
+    const endInput = (): void => {
+      if (options.stdin !== undefined) this.end(options.stdin);
+      else this.end();
+    };
+    // Without a terminal or variables to ask for first, the exec request is the first thing
+    // start() sends, synchronously: the input and its EOF follow it in the same write, as ssh
+    // sends input without waiting for the reply (one write, and a wake-up of the server, less per
+    // command). A refused request closes the channel, and what the server had not used is dropped.
+    const atOnce = options.pty === undefined && Object.keys(options.env ?? {}).length === 0;
+    const started = this.start('exec', command, options);
+    if (atOnce) endInput();
+    await started;
+    if (!atOnce) endInput();
     await closed;
     return {
       stdout: Buffer.concat(stdout),

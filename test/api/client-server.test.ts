@@ -231,6 +231,41 @@ describe('our client and our server over TCP', () => {
     assert.equal(cutOffs.size, 0, 'every cut-off timer was cleared once its socket closed');
   });
 
+  test("exec's input and EOF follow the request without waiting for the reply (with a terminal, after it)", async (t) => {
+    const k = await keys();
+    const server = createServer({ hostKeys: [k.host], auth: { publicKeyAllowed: ({ key }) => key.blob.equals(k.alice.publicKey.blob) } });
+    server.on('connection', (connection) => {
+      connection.on('session', (session) => {
+        session.on('pty', (request) => request.accept());
+        session.on('exec', (request) => {
+          // Decide only once the input has ended, or 1 s passed: was it all there before the reply?
+          const input: Buffer[] = [];
+          session.on('data', (chunk: Buffer) => input.push(chunk));
+          let ended = false;
+          const timer = setTimeout(() => answer(), 1000);
+          session.once('end', () => {
+            ended = true;
+            clearTimeout(timer);
+            answer();
+          });
+          const answer = (): void => {
+            request.accept();
+            session.write(`${ended ? 'before' : 'after'} ${Buffer.concat(input).toString()}\n`);
+            session.exit(0);
+          };
+        });
+      });
+    });
+    const address = await server.listen(0);
+    t.after(() => server.close());
+    const client = await connect({ ...(await baseOptions(address.port)), privateKeys: [k.alice] });
+    assert.equal((await client.exec('x')).stdout.toString(), 'before \n', 'EOF before the reply');
+    assert.equal((await client.exec('x', { stdin: 'hello' })).stdout.toString(), 'before hello\n', 'input and EOF before the reply');
+    // With a terminal the request comes after pty-req's reply, and the input after exec's.
+    assert.equal((await client.exec('x', { pty: {} })).stdout.toString().trim(), 'after');
+    await client.end();
+  });
+
   test('pipelineAuthentication: false, an RSA key (its algorithm waits for server-sig-algs), a key not first, or delayed compression: the request waits for the accept', async (t) => {
     const { port } = await startServer(t, { algorithms: { compression: ['none', 'zlib@openssh.com'] } });
     const k = await keys();
