@@ -123,8 +123,9 @@ export interface CommonConnectOptions {
    * and host key algorithms are our first (RFC 4253 §7): one round trip less per connection when
    * right; when wrong the server drops it and the exchange goes on as without. Default: only with
    * servers known to handle a guess and to share our default first choices, by their
-   * identification (tssh, OpenSSH 10 or later); true: with any server; false: never. Never for a
-   * group exchange method first.
+   * identification (tssh, OpenSSH 10 or later), and not for ten minutes with a destination
+   * (host and port) whose server did not take the last guess; true: with any server; false:
+   * never. Never for a group exchange method first. The debug log tells how it went.
    */
   readonly guessKex?: boolean;
   /**

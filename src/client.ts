@@ -459,12 +459,13 @@ export class SshClient extends EventEmitter<ClientEvents> {
           verifyHostKey: (key, algorithm) => (verifyHostKey ? verifyHostKey(key, { host, port, algorithm }) : knownHosts(key)),
           rekeyBytes: options.rekeyBytes,
           rekeyIntervalMs: options.rekeyIntervalMs,
-          guessKex: options.guessKex,
+          guessKex: options.guessKex ?? (guessedWrongLately(`${host}:${port}`) ? false : undefined),
         },
         {
           authMessage: (payload) => auth?.receive(payload),
           ready: (info) => {
             this.kexInfo = info;
+            if (info.guess) noteGuess(`${host}:${port}`, info.guess);
             this.endpoint.transport.requestService('ssh-userauth');
             // The first request may follow at once (pipelineAuthentication); the EXT_INFO that
             // comes before the SERVICE_ACCEPT then reaches it through serverExtensions(). Not with
@@ -833,3 +834,28 @@ function readsSshConfig(options: ConnectOptions | SshConfigConnectOptions): opti
 type StartOptions = Omit<ConnectOptions, 'knownHosts'> & { readonly knownHosts?: KnownHostsSettings };
 
 export { HostKeyError };
+
+/**
+ * Destinations whose server did not take our guessed key exchange message (a tsshd, say, that
+ * prefers another method than our first), with when: a wrong guess costs us an ephemeral key (with
+ * ML-KEM first, its key generation too, about 0.6 ms), so the default stops guessing with that
+ * destination for GUESS_PAUSE_MS. A right guess, or the pause ending, brings guessing back.
+ */
+const wrongGuesses = new Map<string, number>();
+const GUESS_PAUSE_MS = 10 * 60_000;
+const MAX_WRONG_GUESSES = 1024;
+
+function guessedWrongLately(destination: string): boolean {
+  const at = wrongGuesses.get(destination);
+  if (at === undefined) return false;
+  if (Date.now() - at < GUESS_PAUSE_MS) return true;
+  wrongGuesses.delete(destination);
+  return false;
+}
+
+function noteGuess(destination: string, outcome: 'right' | 'wrong'): void {
+  wrongGuesses.delete(destination);
+  if (outcome === 'right') return;
+  wrongGuesses.set(destination, Date.now());
+  if (wrongGuesses.size > MAX_WRONG_GUESSES) wrongGuesses.delete(wrongGuesses.keys().next().value!);
+}

@@ -102,6 +102,8 @@ export interface KexInfo {
   readonly sessionId: Buffer;
   readonly initial: boolean;
   readonly strictKex: boolean;
+  /** Client: whether the server took our guessed key exchange message (guessKex); absent without a guess. */
+  readonly guess?: 'right' | 'wrong';
 }
 
 /** What the transport asks of its surroundings. All calls are synchronous. */
@@ -160,6 +162,8 @@ export class Transport {
   private ignoreNextKexPacket = false;
   /** Client: the key exchange we started with our first KEXINIT, before the server's arrived. */
   private guess: { readonly kex: string; readonly exchange: KexClientExchange } | undefined;
+  /** Client: how our guess fared, for the KexInfo of the first exchange. */
+  private guessOutcome: 'right' | 'wrong' | undefined;
   /**
    * Input waits for an asynchronous step: the client deciding whether to trust the host key, or a
    * key exchange method's code loading (KexAlgorithm.prepare). See pauseInputUntil.
@@ -569,8 +573,13 @@ export class Transport {
     const { kex, hostKey } = this.options.algorithms;
     const method = kexAlgorithms.all.get(kex[0] ?? '');
     if (!method || method.groupExchange || hostKey.length === 0) return false;
-    const wanted = this.options.guessKex ?? knownToShareFirstChoices(peer.softwareVersion);
-    return wanted && method.prepare?.() === undefined;
+    if (!(this.options.guessKex ?? knownToShareFirstChoices(peer.softwareVersion))) return false;
+    const loading = method.prepare?.();
+    if (!loading) return true;
+    // Not this time; the exchange that follows waits for the load if it needs the method, and
+    // reports a failed one then.
+    loading.catch(() => {});
+    return false;
   }
 
   private onKexInit(payload: Buffer): void {
@@ -634,8 +643,9 @@ export class Transport {
     this.guess = undefined;
     if (guess) {
       // Right, the server takes our guessed message as its first; wrong, it drops it (§7).
-      this.debug(`kex: our guess was ${guessRight ? 'right' : 'wrong'}`);
-      if (guessRight && guess.kex === algorithms.kex) {
+      this.guessOutcome = guessRight && guess.kex === algorithms.kex ? 'right' : 'wrong';
+      this.debug(`kex: our guess was ${this.guessOutcome}`);
+      if (this.guessOutcome === 'right') {
         kex.startWith(guess.exchange);
         return;
       }
@@ -788,7 +798,8 @@ export class Transport {
     this.newKeysSent = false;
     this.newKeysReceived = false;
     this.phase = 'open';
-    this.handler.kexComplete?.({ algorithms: this.negotiated!, sessionId: this.sessionId!, initial, strictKex: this.strictKex });
+    const guess = initial ? this.guessOutcome : undefined;
+    this.handler.kexComplete?.({ algorithms: this.negotiated!, sessionId: this.sessionId!, initial, strictKex: this.strictKex, ...(guess && { guess }) });
     this.flushQueue();
     // What was flushed after our NEWKEYS may already have reached a limit.
     this.checkRekeyLimits();

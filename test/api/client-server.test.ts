@@ -231,6 +231,29 @@ describe('our client and our server over TCP', () => {
     assert.equal(cutOffs.size, 0, 'every cut-off timer was cleared once its socket closed');
   });
 
+  test('a key exchange guess: right with a server that shares our first choices; after a wrong one, none to that server for a while', async (t) => {
+    const k = await keys();
+    const agreeing = await startServer(t, { algorithms: { kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'] } });
+    const other = await startServer(t, { algorithms: { kex: ['curve25519-sha256@libssh.org', 'curve25519-sha256'] } });
+    const algorithms = { kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'] };
+    const run = async (port: number): Promise<{ guess: string | undefined; lines: string[] }> => {
+      const lines: string[] = [];
+      const client = await connect({ ...(await baseOptions(port)), privateKeys: [k.alice], algorithms, debug: (l) => lines.push(l) });
+      const said = lines.find((l) => l.startsWith('kex: our guess was '));
+      const guess = said?.slice('kex: our guess was '.length);
+      assert.equal((await client.exec('echo ok')).stdout.toString(), 'ok\n');
+      await client.end();
+      return { guess, lines };
+    };
+    assert.equal((await run(agreeing.port)).guess, 'right');
+    assert.equal((await run(agreeing.port)).guess, 'right', 'and again');
+    assert.equal((await run(other.port)).guess, 'wrong', 'the other server prefers curve25519-sha256@libssh.org');
+    const next = await run(other.port);
+    assert.equal(next.guess, undefined, 'no guess to that server now');
+    assert.ok(!next.lines.some((l) => l.startsWith('kex: guessed')), next.lines.join('\n'));
+    assert.equal((await run(agreeing.port)).guess, 'right', 'the pause is per destination');
+  });
+
   test("exec's input and EOF follow the request without waiting for the reply (with a terminal, after it)", async (t) => {
     const k = await keys();
     const server = createServer({ hostKeys: [k.host], auth: { publicKeyAllowed: ({ key }) => key.blob.equals(k.alice.publicKey.blob) } });
