@@ -124,8 +124,10 @@ export interface CommonConnectOptions {
    * right; when wrong the server drops it and the exchange goes on as without. Default: only with
    * servers known to handle a guess and to share our default first choices, by their
    * identification (tssh, OpenSSH 10 or later), and not for ten minutes with a destination
-   * (host and port) whose server did not take the last guess; true: with any server; false:
-   * never. Never for a group exchange method first. The debug log tells how it went.
+   * (host and port) whose server did not take the last guess; true: with any server, for servers
+   * you know handle a guess (the ssh2 package's server, 1.17, drops even a right one, and the
+   * exchange then stalls until readyTimeout); false: never. Never for a group exchange method
+   * first. The debug log tells how it went.
    */
   readonly guessKex?: boolean;
   /**

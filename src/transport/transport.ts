@@ -92,7 +92,8 @@ export interface TransportOptions {
    * saves a round trip when the guess is right; a wrong guess costs the server nothing (it drops
    * the packet) and us one ephemeral key. Default: guess only when the server's identification
    * names software known to handle guesses and to share our default first choices (tssh, and
-   * OpenSSH 10 or later); `true` guesses with any server, `false` never.
+   * OpenSSH 10 or later); `true` guesses with any server (one that drops even a right guess, as
+   * the ssh2 package's server 1.17 does, then never answers), `false` never.
    */
   readonly guessKex?: boolean;
 }
