@@ -6,8 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readChildOutput } from '../../src/cli/sshd/child-output.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OUTPUT_PIPE_SIZE, readChildOutput, readOutputFd } from '../../src/cli/sshd/child-output.js';
+import { findPerl } from '../../src/cli/sshd/chroot.js';
+import { peersRequired } from '../helpers/peers.js';
 
 /** A child that writes `size` bytes of a known pattern to stdout, in pieces, then exits. */
 function writer(size: number) {
@@ -63,4 +68,40 @@ test('a callback that returns false stops the reads until resume()', async () =>
   await ended;
   assert.equal(readsWhilePaused, 0);
   assert.ok(Buffer.concat(received).equals(expected));
+});
+
+test('a full pipe of the size the spawn helper sets is read in one go', async (t) => {
+  // perl (Debian's perl-base, which the spawn helper itself needs) sets the pipe's size, as the
+  // helper does for a command's stdout; Node cannot.
+  const perl = findPerl();
+  if (!perl) {
+    assert.ok(!peersRequired(), 'perl is missing (Debian package perl-base)');
+    t.skip('needs perl (Debian package perl-base)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tssh-child-output-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'out');
+  assert.equal(spawnSync('mkfifo', ['-m', '600', fifo]).status, 0);
+  const ours = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  // The writer fills the pipe without blocking, says so, and keeps it open until told to close.
+  const writer = spawn(perl, ['-e', `$| = 1; open(my $f, '>', $ARGV[0]) or die; fcntl($f, 1031, ${OUTPUT_PIPE_SIZE}) or die "F_SETPIPE_SZ: $!";
+    my $n = syswrite($f, 'x' x ${OUTPUT_PIPE_SIZE}); die "wrote $n" unless $n == ${OUTPUT_PIPE_SIZE}; print "full\\n"; <STDIN>; close($f);`, fifo], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => writer.stdout.once('data', () => resolve()));
+  const reads: number[] = [];
+  const reader = readOutputFd(ours, (bytes) => {
+    reads.push(bytes);
+    return true;
+  });
+  const ended = new Promise<void>((resolve) => reader.once('end', () => resolve()));
+  reader.resume();
+  while (reads.length === 0) await new Promise((r) => setTimeout(r, 5));
+  writer.stdin.end('\n');
+  await ended;
+  assert.deepEqual(reads, [OUTPUT_PIPE_SIZE], 'the whole pipe in the first read');
+  try {
+    closeSync(ours);
+  } catch {
+    // the Socket closed it
+  }
 });

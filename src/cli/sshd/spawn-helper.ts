@@ -23,9 +23,10 @@
  *   helper the write ends (without waiting: tsshd's may be gone if the session ended) before it
  *   forks, gives them to the user and removes the names. The command can open /dev/stdout and
  *   /dev/stderr by name, as under sshd.
- * - The child makes the stdout pipe 1 MiB (F_SETPIPE_SZ: larger reads for downloads), takes the
- *   user's groups, gid and uid (checked, as the chroot trampoline does), enters the folder, sets
- *   the environment and executes the command.
+ * - The child makes the stdout pipe 1 MiB (F_SETPIPE_SZ; child-output.ts OUTPUT_PIPE_SIZE: tsshd
+ *   reads a whole pipe at a time, which makes downloads cheaper), takes the user's groups, gid
+ *   and uid (checked, as the chroot trampoline does), enters the folder, sets the environment
+ *   and executes the command.
  * - On the helper's stdout: `X id status` (waitpid's status) when a command has exited, `F id
  *   message` when it could not be started. The helper learns of an exit from a pidfd per command
  *   in its select(). (It first had a SIGCHLD handler; perl runs handlers between statements, so
@@ -53,9 +54,8 @@ import { constants as osConstants } from 'node:os';
 import type { Writable } from 'node:stream';
 import { findPerl, PERL_SWITCH_USER } from './chroot.js';
 import { pipeFolder } from './session-pipes.js';
+import { OUTPUT_PIPE_SIZE } from './child-output.js';
 
-/** The stdout pipe's size: what a user may set (/proc/sys/fs/pipe-max-size's default). */
-const PIPE_SIZE = 1024 * 1024;
 
 const HELPER = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl (); use Socket ();
@@ -342,7 +342,7 @@ export function startThroughHelper(request: HelperRequest): HelperCommand | unde
     request.user ? request.user.groups.join(',') : '',
     request.fifos.stdout,
     request.fifos.stderr,
-    String(PIPE_SIZE),
+    String(OUTPUT_PIPE_SIZE),
     request.file,
     request.argv0,
     String(request.args.length),
