@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OUTPUT_PIPE_SIZE, readChildOutput, readOutputFd } from '../../src/cli/sshd/child-output.js';
@@ -87,7 +87,10 @@ test('a full pipe of the size the spawn helper sets is read in one go', async (t
   // The writer fills the pipe without blocking, says so, and keeps it open until told to close.
   const writer = spawn(perl, ['-e', `$| = 1; open(my $f, '>', $ARGV[0]) or die; fcntl($f, 1031, ${OUTPUT_PIPE_SIZE}) or die "F_SETPIPE_SZ: $!";
     my $n = syswrite($f, 'x' x ${OUTPUT_PIPE_SIZE}); die "wrote $n" unless $n == ${OUTPUT_PIPE_SIZE}; print "full\\n"; <STDIN>; close($f);`, fifo], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => writer.stdout.once('data', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    writer.stdout.once('data', () => resolve());
+    writer.once('exit', (code) => reject(new Error(`the writer exited (${code}) before it filled the pipe`)));
+  });
   const reads: number[] = [];
   const reader = readOutputFd(ours, (bytes) => {
     reads.push(bytes);
@@ -98,10 +101,6 @@ test('a full pipe of the size the spawn helper sets is read in one go', async (t
   while (reads.length === 0) await new Promise((r) => setTimeout(r, 5));
   writer.stdin.end('\n');
   await ended;
+  // (The Socket closed `ours` at the end.)
   assert.deepEqual(reads, [OUTPUT_PIPE_SIZE], 'the whole pipe in the first read');
-  try {
-    closeSync(ours);
-  } catch {
-    // the Socket closed it
-  }
 });

@@ -29,7 +29,7 @@ export const OUTPUT_PIPE_SIZE = 1024 * 1024;
  * 8-14 % faster (aes128-gcm, chacha20-poly1305, aes128-ctr), and ssh itself, reading larger bursts,
  * 6-15 % less. The buffer is made on the first session's output, once per process.
  */
-export const READ_SIZE = OUTPUT_PIPE_SIZE;
+const READ_SIZE = OUTPUT_PIPE_SIZE;
 
 /** The process's one read buffer for session output (made on first use). */
 let shared: Buffer | undefined;

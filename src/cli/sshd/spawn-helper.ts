@@ -56,7 +56,6 @@ import { findPerl, PERL_SWITCH_USER } from './chroot.js';
 import { pipeFolder } from './session-pipes.js';
 import { OUTPUT_PIPE_SIZE } from './child-output.js';
 
-
 const HELPER = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl (); use Socket ();
 $0 = 'tsshd-spawner';
