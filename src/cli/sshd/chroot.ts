@@ -157,7 +157,7 @@ if ($mode eq 'cat') {
   POSIX::_exit(0);
 }
 my ($file, $argv0, @args) = @ARGV;
-{ exec { $file } $argv0, @args; }
+{ no warnings 'exec'; exec { $file } $argv0, @args; }
 fail("$file: $!");
 `;
 

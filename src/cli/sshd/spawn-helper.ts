@@ -102,7 +102,8 @@ sub child {
   chdir($cwd) or chdir('/');
   %ENV = ();
   for (@$env) { my ($k, $v) = split(/=/, $_, 2); $ENV{$k} = $v; }
-  { exec { $file } $argv0, @$args; }
+  # No warning of perl's own: fail() says it, once.
+  { no warnings 'exec'; exec { $file } $argv0, @$args; }
   fail("$file: $!");
 }
 # One request: read it from the connection, open the FIFOs, fork. Replies F when it cannot start it.
