@@ -5,6 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { bundlePrograms } from './bundle.mjs';
+import { buildSpawner } from './build-spawner.mjs';
 
 function collect(dir) {
   const out = [];
@@ -19,6 +20,8 @@ function collect(dir) {
 // The tssh program the tests run is the bundle made from dist/src (scripts/bundle.mjs): made again
 // here, so that tests never run a bundle older than what tsc just compiled.
 await bundlePrograms();
+// And tsshd's C command helper, when a compiler is there (else tsshd uses the Perl one).
+buildSpawner();
 
 const only = process.argv.slice(2);
 // tsc leaves the output of a deleted source in place: a compiled test without its .ts is stale.

@@ -39,6 +39,8 @@ if (!process.env.BENCH_DIST) {
       process.stderr.write(`bench: bundling tssh into ${out} failed:\n${bundled.stdout}${bundled.stderr}`);
       process.exit(2);
     }
+    // tsshd's C command helper, as `npm run build` makes it (without a compiler tsshd uses perl).
+    spawnSync(process.execPath, [join(root, 'scripts', 'build-spawner.mjs'), out], { stdio: ['ignore', 'inherit', 'inherit'] });
     process.stderr.write(`bench: compiled tssh into bench/.build in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
     process.env.BENCH_DIST = out;
   }

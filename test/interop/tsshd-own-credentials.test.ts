@@ -1,7 +1,7 @@
 /**
  * tsshd run by root starts a user's command with exactly the credentials setpriv --init-groups
- * would give it. Through the spawn helper (spawn-helper.ts, the default) the helper's child sets
- * them itself; with child_process (TSSH_SPAWN_HELPER=0, and whenever the helper cannot be used)
+ * would give it. Through a spawn helper (spawn-helper.ts: the C one, the default when it was
+ * built, or the Perl one) the helper's child sets them itself; with child_process (TSSH_SPAWN_HELPER=0, and whenever the helper cannot be used)
  * tsshd picks the cheapest way that gives them (users.ts credentialSwitch): root serving root with
  * the groups tsshd already has keeps tsshd's credentials (and internal-sftp runs in tsshd's
  * process either way); a user in no group but its primary one takes spawn's uid and gid (libuv
@@ -20,6 +20,7 @@ import { havePeers, missingPeers, peerPath, peersRequired } from '../helpers/pee
 import { canMakeSystemUsers, createLab, createSystemUser, run, startTsshd, type Tsshd } from '../helpers/auth-lab.js';
 import type { OpenSshFixture } from '../helpers/openssh.js';
 import { credentialSwitch, lookupUser } from '../../src/cli/sshd/users.js';
+import { spawnHelperProgram } from '../../src/cli/sshd/spawn-helper.js';
 import type { TestContext } from 'node:test';
 
 const SPAWN_SPY = resolve('dist/test/helpers/spawn-spy.js');
@@ -28,10 +29,11 @@ const SETPRIV = '/usr/bin/setpriv';
 const CREDENTIALS = 'id -u; id -g; id -G | tr " " "\\n" | sort -n | tr "\\n" " "';
 
 /** Root, with setpriv to compare against; else skips (a failure under TSSH_REQUIRE_PEERS=1). */
-function rootWithSetpriv(t: TestContext): boolean {
+function rootWithSetpriv(t: TestContext, helper?: 'native' | 'perl'): boolean {
   let reason: string | undefined;
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) reason = 'needs root: tsshd switches users only as root';
   else if (!existsSync(SETPRIV)) reason = `needs ${SETPRIV} (Debian package util-linux)`;
+  else if (helper === 'native' && !spawnHelperProgram('native')) reason = 'needs dist/libexec/tsshd-spawner, which scripts/build-spawner.mjs builds with a C compiler (Debian package gcc)';
   if (reason === undefined) return true;
   if (peersRequired()) throw new Error(`${reason}; TSSH_REQUIRE_PEERS=1 forbids skipping`);
   t.skip(reason);
@@ -53,9 +55,15 @@ function spawned(log: string, since = 0): string[][] {
 }
 
 const MODES = [
-  { name: 'through the spawn helper', helper: true, env: {} },
-  { name: 'with child_process (TSSH_SPAWN_HELPER=0)', helper: false, env: { TSSH_SPAWN_HELPER: '0' } },
+  { name: 'through the C spawn helper', helper: 'native', env: {} },
+  { name: 'through the Perl spawn helper (TSSH_SPAWN_HELPER=perl)', helper: 'perl', env: { TSSH_SPAWN_HELPER: 'perl' } },
+  { name: 'with child_process (TSSH_SPAWN_HELPER=0)', helper: undefined, env: { TSSH_SPAWN_HELPER: '0' } },
 ] as const;
+
+/** Whether `argv` (from the spy's log) started the spawn helper of `kind`. */
+function isHelper(argv: readonly string[], kind: 'native' | 'perl'): boolean {
+  return kind === 'native' ? argv[0] === spawnHelperProgram('native')?.file : argv.some((word) => word.includes("$0 = 'tsshd-spawner'"));
+}
 
 /**
  * The command (the argv that holds CREDENTIALS) was started as `how` says: by the spawn helper
@@ -63,9 +71,9 @@ const MODES = [
  */
 function expectStarted(programs: string[][], log: string, how: string): string[] | undefined {
   const command = programs.find((argv) => argv.includes(CREDENTIALS));
-  if (how === 'helper') {
+  if (how === 'native' || how === 'perl') {
     assert.equal(command, undefined, `tsshd started the command itself: ${JSON.stringify(command)}`);
-    assert.equal(spawned(log).filter((argv) => argv.some((word) => word.includes("$0 = 'tsshd-spawner'"))).length, 1, 'one helper');
+    assert.equal(spawned(log).filter((argv) => isHelper(argv, how)).length, 1, `one ${how} helper`);
     return undefined;
   }
   assert.ok(command, `the command among ${JSON.stringify(programs)}`);
@@ -95,7 +103,7 @@ for (const mode of MODES) {
 
     test('credentialSwitch: same for root exactly when root\'s groups are ours; uid-gid without supplementary groups; else initgroups', async (t) => {
       if (mode.helper) return; // the same function either way: checked once
-      if (!rootWithSetpriv(t)) return;
+      if (!rootWithSetpriv(t, mode.helper)) return;
       assert.equal(await credentialSwitch(lookupUser('root')!), rootKeepsOurGroups() ? 'same' : 'initgroups');
       // Same uid, another primary group: not the same identity.
       assert.notEqual(await credentialSwitch({ ...lookupUser('root')!, gid: 12345 }), 'same');
@@ -110,7 +118,7 @@ for (const mode of MODES) {
     });
 
     test('a command for root: setpriv only when root\'s groups differ from tsshd\'s, the same credentials either way', { timeout: 60_000 }, async (t) => {
-      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
+      if (!rootWithSetpriv(t, mode.helper) || !havePeers(t, 'ssh')) return;
       const since = spawned(spyLog).length;
       const result = await lab!.runSsh(['127.0.0.1', CREDENTIALS], { port: tsshd!.port, user: 'root' });
       assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
@@ -118,11 +126,11 @@ for (const mode of MODES) {
       assert.equal(result.stdout, viaSetpriv.stdout);
       const programs = spawned(spyLog, since);
       const shell = lookupUser('root')!.shell;
-      expectStarted(programs, spyLog, mode.helper ? 'helper' : rootKeepsOurGroups() ? shell : SETPRIV);
+      expectStarted(programs, spyLog, mode.helper ?? (rootKeepsOurGroups() ? shell : SETPRIV));
     });
 
     test('SFTP for root runs in tsshd\'s process when the credentials are the same', { timeout: 60_000 }, async (t) => {
-      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh')) return;
+      if (!rootWithSetpriv(t, mode.helper) || !havePeers(t, 'ssh')) return;
       const since = spawned(spyLog).length;
       const logSince = tsshd!.log().length;
       const payload = lab!.path('payload.bin');
@@ -144,7 +152,7 @@ for (const mode of MODES) {
     });
 
     test('another user: spawn\'s uid and gid without supplementary groups, setpriv with them; what setpriv would give either way', { timeout: 60_000 }, async (t) => {
-      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+      if (!rootWithSetpriv(t, mode.helper) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
       const plain = await createSystemUser(randomBytes(12).toString('base64url'));
       const grouped = await createSystemUser(randomBytes(12).toString('base64url'));
       t.after(async () => {
@@ -159,7 +167,7 @@ for (const mode of MODES) {
         assert.equal(result.code, 0, `${result.stderr}\n${tsshd!.log()}`);
         const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
         assert.equal(result.stdout, viaSetpriv.stdout, handle.name);
-        const command = expectStarted(spawned(spyLog, since), spyLog, mode.helper ? 'helper' : expected === 'direct' ? account.shell : SETPRIV);
+        const command = expectStarted(spawned(spyLog, since), spyLog, mode.helper ?? (expected === 'direct' ? account.shell : SETPRIV));
         if (!mode.helper && expected === 'setpriv') assert.ok(command?.includes(`--reuid=${account.uid}`), JSON.stringify(command));
       }
       assert.notEqual(userInfo().uid, lookupUser(plain.name)!.uid);
@@ -168,7 +176,7 @@ for (const mode of MODES) {
 
   describe(`tsshd as root with supplementary groups of its own (4 and 27) passes none of them on, ${mode.name}`, () => {
     test('a user in no group but its own, and root (whose groups are not tsshd\'s now): started directly, with what setpriv gives', { timeout: 60_000 }, async (t) => {
-      if (!rootWithSetpriv(t) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
+      if (!rootWithSetpriv(t, mode.helper) || !havePeers(t, 'ssh') || !canMakeSystemUsers(t)) return;
       const lab = await createLab();
       const plain = await createSystemUser(randomBytes(12).toString('base64url'));
       let tsshd: Tsshd | undefined;
@@ -193,7 +201,7 @@ for (const mode of MODES) {
         assert.equal(result.code, 0, `${result.stderr}\n${tsshd.log()}`);
         const viaSetpriv = spawnSync(SETPRIV, [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', '/bin/sh', '-c', CREDENTIALS], { encoding: 'utf8' });
         assert.equal(result.stdout, viaSetpriv.stdout, name);
-        expectStarted(spawned(spyLog, since), spyLog, mode.helper ? 'helper' : expected);
+        expectStarted(spawned(spyLog, since), spyLog, mode.helper ?? expected);
       }
     });
   });

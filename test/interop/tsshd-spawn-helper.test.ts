@@ -4,14 +4,16 @@
  * and its EOF arrives (also when the client sent everything before the command had started); its
  * stdout and stderr are pipes it can open by name, and reopening its stdin (a socket) fails at once
  * as under sshd; a channel closed under it hangs it up; and a helper that died is replaced for
- * the next command. Run as whoever runs the tests (as root: root serving root).
+ * the next command. Each for both helpers, the C one (src/cli/sshd/spawner.c) and the Perl one.
+ * Run as whoever runs the tests (as root: root serving root).
  */
-import { test, describe, before, after } from 'node:test';
+import { test, describe, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { missingPeers, havePeers } from '../helpers/peers.js';
+import { missingPeers, havePeers, peersRequired } from '../helpers/peers.js';
+import { spawnHelperProgram } from '../../src/cli/sshd/spawn-helper.js';
 import { createLab, startTsshd, type Tsshd } from '../helpers/auth-lab.js';
 import type { OpenSshFixture } from '../helpers/openssh.js';
 import { connect, type SshClient } from '../../src/client.js';
@@ -61,17 +63,37 @@ function commandLine(pid: number): string {
   }
 }
 
-describe('commands through tsshd\'s spawn helper', () => {
+const HELPERS = [
+  { kind: 'native', name: 'the C one (the default when built)', env: {} },
+  { kind: 'perl', name: 'the Perl one (TSSH_SPAWN_HELPER=perl)', env: { TSSH_SPAWN_HELPER: 'perl' } },
+] as const;
+
+const NEEDS = {
+  native: 'needs dist/libexec/tsshd-spawner, which scripts/build-spawner.mjs builds with a C compiler (Debian package gcc)',
+  perl: 'needs perl (Debian package perl-base)',
+} as const;
+
+for (const mode of HELPERS) describe(`commands through tsshd's spawn helper, ${mode.name}`, () => {
   let lab: OpenSshFixture | undefined;
   let tsshd: Tsshd | undefined;
   let client: SshClient | undefined;
+  const program = spawnHelperProgram(mode.kind);
+
+  /** ssh-keygen (for the lab's keys) and this helper, or a skip that names what is missing. */
+  const available = (t: TestContext): boolean => {
+    if (!havePeers(t, 'ssh-keygen')) return false;
+    if (program) return true;
+    assert.ok(!peersRequired(), `${NEEDS[mode.kind]}, and TSSH_REQUIRE_PEERS=1`);
+    t.skip(NEEDS[mode.kind]);
+    return false;
+  };
 
   // Hooks and tests have time limits, so that a hang fails with a name instead of stopping the suite.
   before(async () => {
     // createLab makes its keys with OpenSSH's ssh-keygen.
-    if (missingPeers('ssh-keygen') !== undefined) return;
+    if (missingPeers('ssh-keygen') !== undefined || !program) return;
     lab = await createLab();
-    tsshd = await startTsshd(lab, []);
+    tsshd = await startTsshd(lab, [], [], [], { env: mode.env });
     const { key } = await parsePrivateKeyFile(readFileSync(lab.userKey.privateKey));
     client = await connect({ host: '127.0.0.1', port: tsshd.port, username: lab.user, privateKeys: [key], verifyHostKey: () => true });
   }, { timeout: 60_000 });
@@ -84,10 +106,11 @@ describe('commands through tsshd\'s spawn helper', () => {
   const helpers = (): number[] => descendants(tsshd!.pid).filter((pid) => commandName(pid) === 'tsshd-spawner');
 
   test('the command is the helper\'s child; exit statuses and signals come back', { timeout: 30_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     const parent = await client!.exec('cat /proc/$PPID/comm');
     assert.equal(parent.stdout.toString(), 'tsshd-spawner\n');
     assert.equal(helpers().length, 1);
+    assert.equal(realpathSync(`/proc/${helpers()[0]}/exe`), realpathSync(program!.file), `the ${mode.kind} helper runs`);
     assert.equal((await client!.exec('exit 3')).code, 3);
     const killed = await client!.exec('kill -TERM $$');
     assert.equal(killed.code, undefined);
@@ -95,7 +118,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   });
 
   test('stdin arrives byte-exact with its EOF, also when all of it was sent before the command started', { timeout: 30_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     const input = randomBytes(3 * 1024 * 1024 + 11);
     const round = await client!.exec('cat', { stdin: input });
     assert.equal(round.code, 0);
@@ -107,7 +130,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   });
 
   test('stdout and stderr are pipes it can open by name; reopening stdin (a socket, as under sshd) fails at once, and so does writing to it', { timeout: 30_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     const result = await client!.exec('read line; echo "got $line" > /dev/stdout; echo oops > /dev/stderr', { stdin: Buffer.from('hello\n') });
     assert.equal(result.code, 0, result.stderr.toString());
     assert.equal(result.stdout.toString(), 'got hello\n');
@@ -122,7 +145,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   });
 
   test('a channel closed under a running command hangs it up', { timeout: 30_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     const marker = `tssh-hup-${randomBytes(4).toString('hex')}`;
     const session = await client!.openSession();
     await session.start('exec', `exec -a ${marker} sleep 30`, {});
@@ -138,7 +161,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   });
 
   test('many commands at once, of every kind, each get their own input, output and status', { timeout: 60_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     // Requests, starts, stdin connections and exits of different commands interleave in the helper
     // and in tsshd; each must still be matched to its own session.
     const one = async (i: number): Promise<void> => {
@@ -174,7 +197,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   });
 
   test('a signal sent right behind the command reaches it, even before the helper has read the request', { timeout: 30_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     for (let i = 0; i < 5; i++) {
       const session = await client!.openSession();
       const exited = new Promise<unknown>((resolve) => session.once('exit', resolve));
@@ -188,7 +211,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   });
 
   test('a command\'s end is not held up by a command started after it', { timeout: 30_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     // The helper keeps copies of each command's outputs until it has reaped it: a command it
     // starts later must not inherit them, or the first one's output would stay open as long.
     const started = Date.now();
@@ -203,7 +226,7 @@ describe('commands through tsshd\'s spawn helper', () => {
   });
 
   test('a helper that died is replaced for the next command', { timeout: 30_000 }, async (t) => {
-    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!available(t)) return;
     await client!.exec('true');
     const [first] = helpers();
     assert.ok(first);

@@ -4,9 +4,19 @@
  * Node's child_process.spawn forks the whole server: the page tables of tsshd's 60-odd MB and its
  * 170-odd memory areas are copied, then every page tsshd writes faults once (copy-on-write), and
  * tsshd reaps the child itself. perf put that at a quarter of tsshd's main thread per login with a
- * command (0.9-1.0 ms of CPU in spawn() alone). A Perl process of a few MB forks for a fraction of
- * that, so tsshd starts one helper (perl-base is part of every Debian system, and the chroot
- * trampoline already relies on it) and asks it for each command:
+ * command (0.9-1.0 ms of CPU in spawn() alone). So tsshd starts one small helper process and asks
+ * it for each command. There are two with the same protocol:
+ *
+ * - the C one, spawner.c, built into dist/libexec/tsshd-spawner at `npm install` / `npm run build`
+ *   when a C compiler is there (scripts/build-spawner.mjs): a process of a few hundred KiB whose
+ *   fork, and its command's exec, cost what they cost from a shell; tsshd prefers it;
+ * - the Perl one below (perl-base is part of every Debian system, and the chroot trampoline
+ *   already relies on it), used when the C one was not built or TSSH_SPAWN_HELPER=perl is set:
+ *   perl's fork of itself and the copy-on-write faults that follow (perl's reference counts touch
+ *   its pages) cost it 0.3-0.45 ms more per command than the C one, and its commands 0.25-0.45 ms
+ *   more each (docs/performance.md, "The command helper in C").
+ *
+ * The protocol:
  *
  * - The helper listens on a Unix socket in tsshd's private FIFO folder (0700) and says `R` on its
  *   stdout once it does; commands asked for before that use child_process.
@@ -43,14 +53,17 @@
  * after the switch, right before the exec).
  *
  * Measured against child_process, same build (docs/performance.md). Only commands without a
- * terminal or chroot go this way; those, and any command when perl or the FIFOs are missing (or
- * TSSH_SPAWN_HELPER=0 is set in tsshd's environment), use child_process (session-runner.ts).
+ * terminal or chroot go this way; those, and any command when neither helper can run or the FIFOs
+ * are missing (or TSSH_SPAWN_HELPER=0 is set in tsshd's environment), use child_process
+ * (session-runner.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
 import { findPerl, PERL_SWITCH_USER } from './chroot.js';
 import { pipeFolder } from './session-pipes.js';
@@ -258,17 +271,49 @@ let unavailable = false;
 /** Set by prepareSpawnHelper: a tsshd that serves one connection (inetd mode) never starts one. */
 let enabled = false;
 
+/**
+ * The C helper built next to dist/src (scripts/build-spawner.mjs), when it was built; its absence
+ * (no C compiler at install) only means the Perl one is used.
+ */
+const NATIVE_SPAWNER = fileURLToPath(new URL('../../../libexec/tsshd-spawner', import.meta.url));
+
+/** A helper program: the file to run and its arguments before the socket's path. */
+export interface SpawnHelperProgram {
+  readonly kind: 'native' | 'perl';
+  readonly file: string;
+  readonly args: readonly string[];
+}
+
+/**
+ * The helper program of `kind`, or undefined when it is missing (not built; no perl). Without a
+ * kind: the C one when built (unless TSSH_SPAWN_HELPER=perl in the environment), else perl.
+ */
+export function spawnHelperProgram(kind?: 'native' | 'perl'): SpawnHelperProgram | undefined {
+  const wanted = kind ?? (process.env.TSSH_SPAWN_HELPER === 'perl' ? 'perl' : undefined);
+  if (wanted !== 'perl') {
+    try {
+      accessSync(NATIVE_SPAWNER, fsConstants.X_OK);
+      return { kind: 'native', file: NATIVE_SPAWNER, args: [] };
+    } catch {
+      if (wanted === 'native') return undefined;
+    }
+  }
+  const perl = findPerl();
+  return perl ? { kind: 'perl', file: perl, args: ['-e', HELPER] } : undefined;
+}
+
 function startHelper(): Helper | undefined {
   if (helper || unavailable || !enabled) return helper;
-  const perl = findPerl();
+  const program = spawnHelperProgram();
   const folder = pipeFolder();
-  if (!perl || !folder) {
+  if (!program || !folder) {
     unavailable = true;
     return undefined;
   }
-  // Its own small environment (a C locale, no variable that steers perl): it never needs more.
+  // Its own small environment (a C locale, no variable that steers perl or the loader): it never
+  // needs more.
   const path = join(folder, `spawner-${nextId}.sock`);
-  const child = spawn(perl, ['-e', HELPER, path], { cwd: '/', env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(program.file, [...program.args, path], { cwd: '/', env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'inherit'] });
   const started: Helper = { process: child, path, commands: new Map(), ready: false };
   helper = started;
   let text = '';
