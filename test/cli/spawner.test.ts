@@ -218,6 +218,29 @@ for (const kind of ['native', 'perl'] as const) {
       assert.match(err, /^tsshd: .*no-such-program: No such file or directory\n$/);
     });
 
+    test('a program without a slash is looked for in the PATH of its own environment', async (t) => {
+      if (!ready(t)) return;
+      const io = outputs(dir);
+      const found = driver!.request({ ...io, file: 'echo', argv0: 'echo', args: ['found'], env: ['PATH=/nonexistent:/bin'] });
+      found.stdin.end();
+      assert.equal(await status(driver!, found.id), 0);
+      assert.equal((await io.read).out, 'found\n');
+      const missing = outputs(dir);
+      const lost = driver!.request({ ...missing, file: 'echo', argv0: 'echo', args: ['lost'], env: ['PATH=/nonexistent'] });
+      lost.stdin.end();
+      assert.equal(await status(driver!, lost.id), 127 << 8);
+      assert.match((await missing.read).err, /^tsshd: echo: No such file or directory\n$/);
+    });
+
+    test('malformed credentials: status 127 and the reason, nothing run', async (t) => {
+      if (!ready(t)) return;
+      const io = outputs(dir);
+      const { id, stdin } = driver!.request({ ...io, user: { uid: Number.NaN, gid: 0, groups: [] }, file: '/bin/echo', argv0: 'echo', args: ['ran'] });
+      stdin.end();
+      assert.equal(await status(driver!, id), 127 << 8);
+      assert.deepEqual(await io.read, { out: '', err: 'tsshd: malformed credentials\n' });
+    });
+
     test('an output FIFO that is gone: F with the reason, and the next command runs', async (t) => {
       if (!ready(t)) return;
       const io = outputs(dir);

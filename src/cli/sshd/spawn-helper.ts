@@ -111,7 +111,10 @@ sub child {
   POSIX::close($_) for grep { $_ > 2 } ($i, $o, $e);
   for my $fh (\*STDIN, \*STDOUT, \*STDERR) { my $flags = fcntl($fh, Fcntl::F_GETFL(), 0); fcntl($fh, Fcntl::F_SETFL(), $flags & ~POSIX::O_NONBLOCK()) if defined $flags; }
   if ($pipesize) { fcntl(\*STDOUT, 1031, $pipesize + 0); }
-  switch_user($uid, $gid, split(/,/, $groups)) if length $uid;
+  if (length $uid) {
+    fail("malformed credentials") unless $uid =~ /^\d+$/ && $gid =~ /^\d+$/ && $groups =~ /^[\d,]*$/;
+    switch_user($uid, $gid, split(/,/, $groups));
+  }
   chdir($cwd) or chdir('/');
   %ENV = ();
   for (@$env) { my ($k, $v) = split(/=/, $_, 2); $ENV{$k} = $v; }

@@ -10,6 +10,10 @@
  * command, and its commands cost what they cost from a shell. docs/performance.md, "The command
  * helper in C", has the measurements. Perl stays as the helper of a machine without a compiler.
  *
+ * It starts each command with vfork(): the child shares this process's memory until it executes,
+ * so everything it needs (argv, environment, credentials) is prepared before, and between the
+ * vfork and the exec it only makes system calls.
+ *
  * argv[1]: the Unix socket to listen on. stdout: `R` once listening, then `X id status` and
  * `F id message` lines; stdin: `K id signal` lines. Every request is one connection (see
  * spawn-helper.ts): a 10-byte length `%09d\n`, then NUL-separated fields; what follows on the
@@ -112,81 +116,156 @@ static int parse_number(const char *text, unsigned long long max, unsigned long 
   return 0;
 }
 
-/* In a command's child, before the exec: the message goes to the command's stderr. */
-static void fail(const char *what, const char *detail) {
-  dprintf(STDERR_FILENO, "tsshd: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+/* Everything the command's process needs, prepared before the fork: the child of vfork() shares
+ * our memory until it executes, so it allocates nothing and changes no variable of ours. */
+struct launch {
+  const char *file;
+  char **argv;
+  char **envp;
+  const char *cwd;
+  int pipe_size;     /* F_SETPIPE_SZ for its stdout; 0: leave it */
+  int switch_user;   /* 1: take uid, gid and groups; -1: the request's credentials were malformed */
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  size_t group_count;
+  int in, out, err;
+};
+
+/* Write all of `text` to fd 2 (the command's stderr); for the child, which may not use stdio. */
+static void say(const char *text) {
+  size_t left = strlen(text);
+  while (left > 0) {
+    ssize_t n = write(STDERR_FILENO, text, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    text += n;
+    left -= (size_t)n;
+  }
+}
+
+/* In a command's child, before the exec: the message goes to the command's stderr, status 127. */
+static __attribute__((noreturn)) void fail(const char *what, const char *detail) {
+  say("tsshd: ");
+  say(what);
+  if (detail) {
+    say(": ");
+    say(detail);
+  }
+  say("\n");
   _exit(127);
 }
 
-static void failf(const char *what, unsigned long long value) {
-  char text[64];
-  snprintf(text, sizeof text, "%s %llu", what, value);
-  fail(text, strerror(errno));
-}
-
 /* Take the user's groups, gid and uid, and check that they hold, as the chroot trampoline does. */
-static void switch_user(const char *uid_text, const char *gid_text, char *groups_text) {
-  unsigned long long uid, gid, group;
-  if (parse_number(uid_text, UINT_MAX - 1, &uid) || parse_number(gid_text, UINT_MAX - 1, &gid)) fail("bad credentials", NULL);
-  size_t count = 0;
-  gid_t *groups = calloc(strlen(groups_text) / 2 + 2, sizeof *groups);
-  if (!groups) fail("out of memory", NULL);
-  for (char *next = groups_text, *word; (word = strsep(&next, ",")) != NULL;) {
-    if (*word == '\0') continue;
-    if (parse_number(word, UINT_MAX - 1, &group)) fail("bad group list", NULL);
-    groups[count++] = (gid_t)group;
-  }
-  if (count == 0) groups[count++] = (gid_t)gid;
-  if (setgroups(count, groups) != 0) fail("could not set the groups", strerror(errno));
-  if (setgid((gid_t)gid) != 0) failf("setgid", gid);
-  if (setuid((uid_t)uid) != 0) failf("setuid", uid);
-  if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) fail("could not drop privileges", NULL);
-  if (uid != 0 && setuid(0) == 0) fail("could regain root", NULL);
+static void switch_user(const struct launch *launch) {
+  if (setgroups(launch->group_count, launch->groups) != 0) fail("could not set the groups", strerror(errno));
+  if (setgid(launch->gid) != 0) fail("setgid", strerror(errno));
+  if (setuid(launch->uid) != 0) fail("setuid", strerror(errno));
+  if (getuid() != launch->uid || geteuid() != launch->uid || getgid() != launch->gid || getegid() != launch->gid) fail("could not drop privileges", NULL);
+  if (launch->uid != 0 && setuid(0) == 0) fail("could regain root", NULL);
   /* The groups held (egid and supplementary) must be exactly those wanted (gid and the list). */
   gid_t have[NGROUPS_MAX + 1];
   int held = getgroups(NGROUPS_MAX, have);
   if (held < 0) fail("could not read the groups", strerror(errno));
   have[held++] = getegid();
   for (int i = 0; i < held; i++) {
-    int wanted = have[i] == (gid_t)gid;
-    for (size_t j = 0; j < count && !wanted; j++) wanted = have[i] == groups[j];
+    int wanted = have[i] == launch->gid;
+    for (size_t j = 0; j < launch->group_count && !wanted; j++) wanted = have[i] == launch->groups[j];
     if (!wanted) fail("could not set the groups", NULL);
   }
-  for (size_t j = 0; j <= count; j++) {
-    gid_t want = j == count ? (gid_t)gid : groups[j];
+  for (size_t j = 0; j <= launch->group_count; j++) {
+    gid_t want = j == launch->group_count ? launch->gid : launch->groups[j];
     int found = 0;
     for (int i = 0; i < held && !found; i++) found = have[i] == want;
     if (!found) fail("could not set the groups", NULL);
   }
-  free(groups);
+}
+
+/* execvp with the command's own environment: a `file` without a slash is looked for in its PATH
+ * (default /usr/bin:/bin), as perl's exec does after the Perl helper sets %ENV. */
+static __attribute__((noreturn)) void exec_command(const struct launch *launch) {
+  if (strchr(launch->file, '/')) {
+    execve(launch->file, launch->argv, launch->envp);
+    fail(launch->file, strerror(errno));
+  }
+  const char *path = "/usr/bin:/bin";
+  for (char **entry = launch->envp; *entry; entry++)
+    if (strncmp(*entry, "PATH=", 5) == 0) path = *entry + 5;
+  size_t file_length = strlen(launch->file);
+  int error = ENOENT;
+  for (const char *dir = path;; dir++) {
+    const char *end = strchrnul(dir, ':');
+    size_t dir_length = (size_t)(end - dir);
+    char candidate[PATH_MAX];
+    if (dir_length + 1 + file_length < sizeof candidate) {
+      memcpy(candidate, dir, dir_length);
+      /* An empty entry is the current folder, as for execvp. */
+      if (dir_length == 0) candidate[dir_length++] = '.';
+      candidate[dir_length] = '/';
+      memcpy(candidate + dir_length + 1, launch->file, file_length + 1);
+      execve(candidate, launch->argv, launch->envp);
+      if (errno == EACCES) error = EACCES;
+      else if (errno != ENOENT && errno != ENOTDIR) error = errno;
+    }
+    if (*end == '\0') break;
+    dir = end;
+  }
+  fail(launch->file, strerror(error));
 }
 
 /* The command's process, after the fork: never returns. */
-static void child(char **field, size_t nargs, char **env, size_t nenv, int in, int out, int err) {
+static __attribute__((noreturn)) void child(const struct launch *launch) {
   signal(SIGPIPE, SIG_DFL);
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
-  if (in > 2) close(in);
-  if (out > 2) close(out);
-  if (err > 2) close(err);
+  if (dup2(launch->in, 0) < 0 || dup2(launch->out, 1) < 0 || dup2(launch->err, 2) < 0) _exit(127);
+  if (launch->in > 2) close(launch->in);
+  if (launch->out > 2) close(launch->out);
+  if (launch->err > 2) close(launch->err);
   /* Blocking, as a command expects of its standard descriptors. */
   for (int fd = 0; fd <= 2; fd++) {
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   }
-  unsigned long long pipe_size;
-  if (parse_number(field[FIELD_PIPESIZE], INT_MAX, &pipe_size) == 0 && pipe_size > 0) fcntl(1, F_SETPIPE_SZ, (int)pipe_size);
-  if (field[FIELD_UID][0] != '\0') switch_user(field[FIELD_UID], field[FIELD_GID], field[FIELD_GROUPS]);
-  if (chdir(field[FIELD_CWD]) != 0 && chdir("/") != 0) fail("chdir", strerror(errno));
-  char **argv = calloc(nargs + 2, sizeof *argv);
-  char **envp = calloc(nenv + 1, sizeof *envp);
-  if (!argv || !envp) fail("out of memory", NULL);
-  argv[0] = field[FIELD_ARGV0];
-  for (size_t i = 0; i < nargs; i++) argv[i + 1] = field[FIXED_FIELDS + i];
-  for (size_t i = 0; i < nenv; i++) envp[i] = env[i];
-  /* The command's environment, also for execvp's search of PATH when `file` has no slash. */
-  environ = envp;
-  execvp(field[FIELD_FILE], argv);
-  fail(field[FIELD_FILE], strerror(errno));
+  if (launch->pipe_size > 0) fcntl(1, F_SETPIPE_SZ, launch->pipe_size);
+  if (launch->switch_user < 0) fail("malformed credentials", NULL);
+  if (launch->switch_user) switch_user(launch);
+  if (chdir(launch->cwd) != 0 && chdir("/") != 0) fail("chdir", strerror(errno));
+  exec_command(launch);
+}
+
+/* vfork: no copy of our page tables and no copy-on-write faults on either side; we wait,
+ * suspended, only until the child has executed (or failed). A function of its own, so that no
+ * variable of the caller lives across the vfork. */
+static __attribute__((noinline)) pid_t spawn_child(const struct launch *launch) {
+  pid_t pid = vfork();
+  if (pid == 0) child(launch);
+  return pid;
+}
+
+/* The user's credentials from the request's fields into `launch` (groups: comma-separated; none:
+ * the gid alone). 0, or -1 when they are malformed or memory ran out. */
+static int parse_credentials(struct launch *launch, const char *uid_text, const char *gid_text, const char *groups_text) {
+  unsigned long long uid, gid, group;
+  if (parse_number(uid_text, UINT_MAX - 1, &uid) || parse_number(gid_text, UINT_MAX - 1, &gid)) return -1;
+  launch->uid = (uid_t)uid;
+  launch->gid = (gid_t)gid;
+  launch->groups = calloc(strlen(groups_text) / 2 + 2, sizeof *launch->groups);
+  if (!launch->groups) return -1;
+  char word[32];
+  for (const char *at = groups_text;;) {
+    const char *end = strchrnul(at, ',');
+    size_t length = (size_t)(end - at);
+    if (length >= sizeof word) return -1;
+    memcpy(word, at, length);
+    word[length] = '\0';
+    if (length > 0) {
+      if (parse_number(word, UINT_MAX - 1, &group)) return -1;
+      launch->groups[launch->group_count++] = (gid_t)group;
+    }
+    if (*end == '\0') break;
+    at = end + 1;
+  }
+  if (launch->group_count == 0) launch->groups[launch->group_count++] = launch->gid;
+  return 0;
 }
 
 static void add_command(struct command command) {
@@ -283,8 +362,29 @@ static void start(int s) {
   unlink(err_path);
   /* stdin is for reading only, as a pipe's end would be (tsshd never reads what is written to it). */
   shutdown(s, SHUT_WR);
-  pid_t pid = fork();
-  if (pid == 0) child(field, (size_t)nargs, field + FIXED_FIELDS + nargs, count - FIXED_FIELDS - (size_t)nargs, s, out, err);
+  struct launch launch = {
+      .file = field[FIELD_FILE],
+      .cwd = field[FIELD_CWD],
+      .in = s,
+      .out = out,
+      .err = err,
+  };
+  unsigned long long pipe_size;
+  if (parse_number(field[FIELD_PIPESIZE], INT_MAX, &pipe_size) == 0) launch.pipe_size = (int)pipe_size;
+  if (field[FIELD_UID][0] != '\0') launch.switch_user = parse_credentials(&launch, field[FIELD_UID], field[FIELD_GID], field[FIELD_GROUPS]) == 0 ? 1 : -1;
+  /* argv[0], the arguments, NULL; the environment entries, NULL. */
+  size_t nenv = count - FIXED_FIELDS - (size_t)nargs;
+  launch.argv = calloc((size_t)nargs + 2, sizeof *launch.argv);
+  launch.envp = calloc(nenv + 1, sizeof *launch.envp);
+  pid_t pid = -1;
+  if (launch.argv && launch.envp) {
+    launch.argv[0] = field[FIELD_ARGV0];
+    for (size_t i = 0; i < nargs; i++) launch.argv[i + 1] = field[FIXED_FIELDS + i];
+    for (size_t i = 0; i < nenv; i++) launch.envp[i] = field[FIXED_FIELDS + nargs + i];
+    pid = spawn_child(&launch);
+  } else {
+    errno = ENOMEM;
+  }
   if (pid < 0) {
     const char *why = strerror(errno);
     close(out);
@@ -296,6 +396,9 @@ static void start(int s) {
     add_command((struct command){ pid, id, pidfd < 0 ? -1 : pidfd, out, err });
     take_waiting(id, pid);
   }
+  free(launch.groups);
+  free(launch.argv);
+  free(launch.envp);
   free(field);
   free(body);
 }
