@@ -6,7 +6,7 @@
  * Why a C program as well as the Perl one: a command started by the Perl helper costs that helper
  * 0.4-0.7 ms of CPU (perl's fork of itself, then copy-on-write faults in both processes as perl's
  * reference counts touch its pages), and the command 0.3-0.5 ms more than from a shell (its exec
- * tears down its copy of perl's memory). This process is a few hundred KiB: 0.1-0.25 ms per
+ * tears down its copy of perl's memory). This process is a few hundred KiB: 0.08-0.16 ms per
  * command, and its commands cost what they cost from a shell. docs/performance.md, "The command
  * helper in C", has the measurements. Perl stays as the helper of a machine without a compiler.
  *
@@ -36,8 +36,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* The fixed fields before the arguments: id, cwd, uid, gid, groups, stdout FIFO, stderr FIFO,
  * pipe size, file, argv0, argument count. */
