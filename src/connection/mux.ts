@@ -171,13 +171,13 @@ export class MuxChannel {
   }
 
   /**
-   * Send as much of `data` (from `offset`) as the window, packet size and transport allow.
-   * Returns the number of bytes sent; the caller keeps the rest until `onWritable`.
+   * Send as much of `data` (from `offset` up to `end`) as the window, packet size and transport
+   * allow. Returns the number of bytes sent; the caller keeps the rest until `onWritable`.
    */
-  write(data: Buffer, offset = 0, extendedType = 0): number {
+  write(data: Buffer, offset = 0, extendedType = 0, end = data.length): number {
     if (this.state !== 'open' || this.closeSent || this.eofSent) return 0;
     let sent = 0;
-    let remaining = data.length - offset;
+    let remaining = end - offset;
     while (remaining > 0 && this.remoteWindow > 0 && this.mux.canSend()) {
       const length = Math.min(remaining, this.remoteWindow, this.remoteMaxPacket);
       this.mux.sendData(this.remoteId, extendedType, data, offset + sent, length);
