@@ -10,7 +10,7 @@
 import { test, describe, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { missingPeers, havePeers, peersRequired } from '../helpers/peers.js';
 import { spawnHelperProgram } from '../../src/cli/sshd/spawn-helper.js';
@@ -242,5 +242,38 @@ for (const mode of HELPERS) describe(`commands through tsshd's spawn helper, ${m
     assert.equal(parent, 'tsshd-spawner\n');
     assert.equal(helpers().length, 1);
     assert.notEqual(helpers()[0], first);
+  });
+});
+
+describe('a C helper that cannot start', () => {
+  test('tsshd runs the Perl helper instead from the next command on (TSSH_SPAWNER naming a file that is no program)', { timeout: 60_000 }, async (t) => {
+    if (!havePeers(t, 'ssh-keygen')) return;
+    if (!spawnHelperProgram('perl')) {
+      assert.ok(!peersRequired(), `${NEEDS.perl}, and TSSH_REQUIRE_PEERS=1`);
+      t.skip(NEEDS.perl);
+      return;
+    }
+    const lab = await createLab();
+    const broken = lab.path('not-a-program');
+    writeFileSync(broken, 'exit 3\n', { mode: 0o755 });
+    const tsshd = await startTsshd(lab, [], [], [], { env: { TSSH_SPAWNER: broken } });
+    const { key } = await parsePrivateKeyFile(readFileSync(lab.userKey.privateKey));
+    const client = await connect({ host: '127.0.0.1', port: tsshd.port, username: lab.user, privateKeys: [key], verifyHostKey: () => true });
+    t.after(async () => {
+      await client.end();
+      await tsshd.stop();
+      await lab.cleanup();
+    });
+    let parent = '';
+    for (let i = 0; i < 100 && parent !== 'tsshd-spawner'; i++) {
+      await sleep(20);
+      const result = await client.exec('echo ok; cat /proc/$PPID/comm');
+      assert.equal(result.stdout.toString().split('\n')[0], 'ok', 'every command runs, whichever way it starts');
+      parent = result.stdout.toString().split('\n')[1] ?? '';
+    }
+    assert.equal(parent, 'tsshd-spawner');
+    const helper = descendants(tsshd.pid).find((pid) => commandName(pid) === 'tsshd-spawner');
+    assert.ok(helper, 'a helper runs');
+    assert.equal(realpathSync(`/proc/${helper}/exe`), realpathSync(spawnHelperProgram('perl')!.file));
   });
 });

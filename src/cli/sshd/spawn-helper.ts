@@ -273,12 +273,15 @@ let nextId = 0;
 let unavailable = false;
 /** Set by prepareSpawnHelper: a tsshd that serves one connection (inetd mode) never starts one. */
 let enabled = false;
+/** Set once the C helper could not start: the Perl one is used from then on. */
+let nativeFailed = false;
 
 /**
  * The C helper built next to dist/src (scripts/build-spawner.mjs), when it was built; its absence
- * (no C compiler at install) only means the Perl one is used.
+ * (no C compiler at install) only means the Perl one is used. TSSH_SPAWNER in tsshd's environment
+ * names another (a packager's /usr/libexec, say).
  */
-const NATIVE_SPAWNER = fileURLToPath(new URL('../../../libexec/tsshd-spawner', import.meta.url));
+const BUILT_SPAWNER = fileURLToPath(new URL('../../../libexec/tsshd-spawner', import.meta.url));
 
 /** A helper program: the file to run and its arguments before the socket's path. */
 export interface SpawnHelperProgram {
@@ -292,11 +295,12 @@ export interface SpawnHelperProgram {
  * kind: the C one when built (unless TSSH_SPAWN_HELPER=perl in the environment), else perl.
  */
 export function spawnHelperProgram(kind?: 'native' | 'perl'): SpawnHelperProgram | undefined {
-  const wanted = kind ?? (process.env.TSSH_SPAWN_HELPER === 'perl' ? 'perl' : undefined);
+  const wanted = kind ?? (process.env.TSSH_SPAWN_HELPER === 'perl' || nativeFailed ? 'perl' : undefined);
   if (wanted !== 'perl') {
+    const file = process.env.TSSH_SPAWNER || BUILT_SPAWNER;
     try {
-      accessSync(NATIVE_SPAWNER, fsConstants.X_OK);
-      return { kind: 'native', file: NATIVE_SPAWNER, args: [] };
+      accessSync(file, fsConstants.X_OK);
+      return { kind: 'native', file, args: [] };
     } catch {
       if (wanted === 'native') return undefined;
     }
@@ -343,13 +347,23 @@ function startHelper(): Helper | undefined {
     for (const command of started.commands.values()) command.failed(new Error('the command helper exited'));
     started.commands.clear();
   };
+  // One that ended before it was ready (it could not listen, say) would fail the same way again:
+  // a C helper that does is not run again (a build for another machine, say), and perl takes over
+  // for the next command; a Perl one that does leaves commands to child_process.
+  const neverReady = (): void => {
+    if (started.ready) return;
+    if (program.kind === 'native') nativeFailed = true;
+    else unavailable = true;
+  };
   child.once('exit', () => {
-    // One that ended before it was ready (it could not listen, say) would fail the same way again.
-    if (!started.ready) unavailable = true;
+    neverReady();
     gone();
   });
   child.once('error', (error) => {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') unavailable = true;
+    // The program cannot run (missing, not executable, not a program for this machine); other
+    // errors (out of processes, say) may pass, and the next command tries again.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOEXEC') neverReady();
     gone();
   });
   (child.stdin as Writable).on('error', () => {

@@ -70,17 +70,21 @@ static size_t waiting_count, waiting_capacity;
 static unsigned long long highest;
 static int seen_any;
 
-/* Write all of `text` to fd 1 (tsshd's pipe); gives up quietly if tsshd is gone. */
-static void reply(const char *text) {
+/* Write all of `text` to `fd`, giving up quietly if its reader is gone. Only write(2): the child
+ * of vfork uses it too. */
+static void write_text(int fd, const char *text) {
   size_t left = strlen(text);
   while (left > 0) {
-    ssize_t n = write(STDOUT_FILENO, text, left);
+    ssize_t n = write(fd, text, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     text += n;
     left -= (size_t)n;
   }
 }
+
+/* A line to tsshd, on fd 1. */
+static void reply(const char *text) { write_text(STDOUT_FILENO, text); }
 
 static void replyf(const char *format, unsigned long long id, const char *detail) {
   char line[512];
@@ -130,27 +134,15 @@ struct launch {
   int in, out, err;
 };
 
-/* Write all of `text` to fd 2 (the command's stderr); for the child, which may not use stdio. */
-static void say(const char *text) {
-  size_t left = strlen(text);
-  while (left > 0) {
-    ssize_t n = write(STDERR_FILENO, text, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    text += n;
-    left -= (size_t)n;
-  }
-}
-
 /* In a command's child, before the exec: the message goes to the command's stderr, status 127. */
 static __attribute__((noreturn)) void fail(const char *what, const char *detail) {
-  say("tsshd: ");
-  say(what);
+  write_text(STDERR_FILENO, "tsshd: ");
+  write_text(STDERR_FILENO, what);
   if (detail) {
-    say(": ");
-    say(detail);
+    write_text(STDERR_FILENO, ": ");
+    write_text(STDERR_FILENO, detail);
   }
-  say("\n");
+  write_text(STDERR_FILENO, "\n");
   _exit(127);
 }
 
