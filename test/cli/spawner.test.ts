@@ -14,8 +14,12 @@ import { constants, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawnHelperProgram, type SpawnHelperProgram } from '../../src/cli/sshd/spawn-helper.js';
 import { peersRequired } from '../helpers/peers.js';
+
+/** scripts/build-spawner.mjs, from dist/test/cli. */
+const BUILD_SPAWNER = fileURLToPath(new URL('../../../scripts/build-spawner.mjs', import.meta.url));
 
 const NEEDS = {
   native: 'needs dist/libexec/tsshd-spawner, which scripts/build-spawner.mjs builds with a C compiler (Debian package gcc)',
@@ -354,5 +358,18 @@ test('tsshd runs the C helper when it was built, the Perl one when TSSH_SPAWN_HE
   } finally {
     if (saved === undefined) delete process.env.TSSH_SPAWN_HELPER;
     else process.env.TSSH_SPAWN_HELPER = saved;
+  }
+});
+
+test('spawner.c compiles without a warning (-Wall -Wextra -Werror at -O2), with cc and, when there, clang', (t) => {
+  const compilers = ['cc', 'clang'].filter((name) => spawnSync(name, ['--version']).status === 0);
+  if (!compilers.includes('cc')) {
+    assert.ok(!peersRequired(), 'needs a C compiler (Debian package gcc), and TSSH_REQUIRE_PEERS=1');
+    t.skip('needs a C compiler (Debian package gcc)');
+    return;
+  }
+  for (const compiler of compilers) {
+    const result = spawnSync(process.execPath, [BUILD_SPAWNER, '--check'], { encoding: 'utf8', env: { ...process.env, CC: compiler } });
+    assert.equal(result.status, 0, result.stderr);
   }
 });
