@@ -144,6 +144,11 @@ export const EXTENSIONS: readonly (readonly [string, string])[] = [
 /** Requests waiting to start before the input is paused, by number and by bytes held. */
 const MAX_QUEUED_REQUESTS = 128;
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/**
+ * Input held for the end of the tick at most (see receive): more than a read of tsshd's socket
+ * brings (256 KiB, in a channel packet per chunk).
+ */
+const DEFERRED_INPUT = 512 * 1024;
 /** Names per READDIR reply, as OpenSSH's sftp-server (well under the packet limit). */
 const READDIR_BATCH = 100;
 /** IDs per users-groups-by-id@openssh.com request, each one a lookup. */
@@ -153,10 +158,13 @@ const COPY_CHUNK = 64 * 1024;
  * Consecutive READs of one regular file at adjacent offsets, queued together, are read with one
  * preadv(2) of at most this many bytes, straight into their replies: one system call and, in the
  * thread pool, one hand-off and one wake-up for up to seven of the 32 KiB reads clients such as
- * the ssh2 package send, whose replies then go out in one write. (WRITEs are not batched: in an
- * upload they start as they arrive, one by one, since the room below `concurrency` rarely runs out.)
+ * the ssh2 package send, whose replies then go out in one write. Consecutive WRITEs are written
+ * the same way, with one pwritev(2) of at most as many bytes: the requests of one read of the
+ * input are queued before any is started (receive() leaves the scheduling to the end of the
+ * tick), so an upload's 32 KiB WRITEs arrive together.
  */
 const MAX_READ_BATCH = MAX_READ_LENGTH;
+const MAX_WRITE_BATCH = MAX_READ_LENGTH;
 /** Sizes of the reused DATA reply buffers (before the header): a READ takes the smallest that fits. */
 const DATA_BUFFER_CLASSES = [32 * 1024, 64 * 1024, MAX_READ_LENGTH] as const;
 
@@ -333,12 +341,32 @@ export class SftpServer extends EventEmitter {
   receive(chunk: Buffer): void {
     if (this.stopped) return;
     this.framer.push(chunk);
-    this.pump();
+    // Once per tick: the chunks of one read of the input (a channel's packets arrive one by one)
+    // are framed and queued together, so that adjacent READs and WRITEs can be batched. Framed at
+    // once, as each arrives, when the queue could be full with them (each chunk counted as a
+    // request at least) or past DEFERRED_INPUT bytes: pump() then pauses the input as soon as
+    // before, when the queue fills, and not a tick's worth of chunks later.
+    if (this.queue.length + ++this.deferredChunks >= MAX_QUEUED_REQUESTS || this.framer.bufferedLength > DEFERRED_INPUT) {
+      this.pump();
+      return;
+    }
+    if (this.pumpDue) return;
+    this.pumpDue = true;
+    process.nextTick(this.duePump);
   }
+
+  private pumpDue = false;
+  /** Chunks received since the last pump(). */
+  private deferredChunks = 0;
+  private readonly duePump = (): void => {
+    this.pumpDue = false;
+    this.pump();
+  };
 
   /** Takes whole packets off the framer while there is room, starts what may start, pauses or resumes. */
   private pump(): void {
     if (this.stopped) return;
+    this.deferredChunks = 0;
     try {
       while (this.queue.length < MAX_QUEUED_REQUESTS && this.queuedBytes < MAX_QUEUED_BYTES) {
         const frame = this.framer.next();
@@ -412,15 +440,16 @@ export class SftpServer extends EventEmitter {
         this.active.add(span);
         blocking.push(span);
       }
-      const batch = span && !span.write ? this.readBatch(request, span, i, blocking) : undefined;
-      if (batch) this.runReadBatch(batch);
-      else this.run(request, span);
+      const batch = span ? this.batch(request, span, i, blocking) : undefined;
+      if (!batch) this.run(request, span);
+      else if (span!.write) this.runWriteBatch(batch);
+      else this.runReadBatch(batch);
     }
   }
 
   /**
-   * A READ or WRITE waits for room for a request of the largest size: short READs then start in
-   * batches as earlier ones are answered (readBatch), rather than one by one as each reply frees
+   * A READ or WRITE waits for room for a request of the largest size: short ones then start in
+   * batches as earlier ones are answered (batch), rather than one by one as each reply frees
    * room for one more.
    */
   private roomFor(io: IoRequest): boolean {
@@ -428,14 +457,19 @@ export class SftpServer extends EventEmitter {
   }
 
   /**
-   * The READs queued from `index` on that continue `first` in its file (same handle, each at the
-   * end of the one before, up to MAX_READ_BATCH bytes, with room under `concurrency`, conflicting
-   * with nothing running or waiting), taken off the queue with `first` in front; undefined when
-   * there are none. Only for a regular file: a device or a FIFO reads what it has.
+   * The requests of `first`'s kind (READ or WRITE) queued from `index` on that continue it in its
+   * file (same handle, each at the end of the one before, up to MAX_READ_BATCH or MAX_WRITE_BATCH
+   * bytes, with room under `concurrency`, conflicting with nothing running or waiting), taken off
+   * the queue with `first` in front; undefined when there are none. Only for a regular file (a
+   * device or a FIFO reads what it has) and not through an append handle.
    */
-  private readBatch(first: Request, span: Span, index: number, blocking: Span[]): { requests: Request[]; spans: Span[] } | undefined {
+  private batch(first: Request, span: Span, index: number, blocking: Span[]): { requests: Request[]; spans: Span[] } | undefined {
     const entry = this.lookup(first.io!.handle);
     if (entry?.kind !== 'file' || !entry.regular || span.end > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+    // An append handle writes at the end whatever the offsets say: its WRITEs go one by one.
+    if (span.append || (span.write && !first.io!.data)) return undefined;
+    const type = span.write ? FXP.WRITE : FXP.READ;
+    const limit = span.write ? MAX_WRITE_BATCH : MAX_READ_BATCH;
     const requests = [first];
     const spans = [span];
     let end = span.end;
@@ -444,8 +478,8 @@ export class SftpServer extends EventEmitter {
     while (index < this.queue.length) {
       const next = this.queue[index]!;
       const io = next.io;
-      if (next.type !== FXP.READ || !io || io.offset !== end || !io.handle.equals(first.io!.handle)) break;
-      if (bytes + io.length > MAX_READ_BATCH || startedBytes + io.length > this.concurrency * MAX_READ_LENGTH) break;
+      if (next.type !== type || !io || io.offset !== end || !io.handle.equals(first.io!.handle) || (span.write && !io.data)) break;
+      if (bytes + io.length > limit || startedBytes + io.length > this.concurrency * MAX_READ_LENGTH) break;
       if (end + BigInt(io.length) > BigInt(Number.MAX_SAFE_INTEGER)) break;
       const nextSpan = this.spanOf(io)!;
       if (blocking.some((b) => spansConflict(b, nextSpan))) break;
@@ -496,6 +530,33 @@ export class SftpServer extends EventEmitter {
           throw error;
         },
       );
+      this.run(request, spans[k], reply);
+    });
+  }
+
+  /**
+   * One pwritev(2) for a batch of adjacent WRITEs. A WRITE it wrote whole is answered OK; one it
+   * did not reach (a short write: a full disk, say) is written again on its own, which rewrites
+   * the same bytes at the same place and reports what a WRITE served alone would.
+   */
+  private runWriteBatch({ requests, spans }: { requests: Request[]; spans: Span[] }): void {
+    const entry = this.lookup(requests[0]!.io!.handle) as FileEntry;
+    const buffers = requests.map((request) => request.io!.data!);
+    const position = Number(requests[0]!.io!.offset);
+    let done: Promise<number>;
+    try {
+      done = this.syncFileIo
+        ? Promise.resolve(fs.writevSync(entry.fd, buffers, position))
+        : fdCall<number>((cb) => fs.writev(entry.fd, buffers, position, cb));
+    } catch (error) {
+      done = Promise.reject(error);
+    }
+    let before = 0;
+    requests.forEach((request, k) => {
+      const io = request.io!;
+      const start = before;
+      before += io.length;
+      const reply = done.then((n) => (n - start >= io.length ? statusPacket(request.id, FX.OK) : this.write(request.id, io)));
       this.run(request, spans[k], reply);
     });
   }
