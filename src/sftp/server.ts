@@ -504,15 +504,7 @@ export class SftpServer extends EventEmitter {
     const entry = this.lookup(requests[0]!.io!.handle) as FileEntry;
     const packets = requests.map((request) => this.borrowDataBuffer(request.io!.length));
     const views = requests.map((request, k) => packets[k]!.subarray(DATA_HEADER_LENGTH, DATA_HEADER_LENGTH + request.io!.length));
-    const position = Number(requests[0]!.io!.offset);
-    let done: Promise<number>;
-    try {
-      done = this.syncFileIo
-        ? Promise.resolve(fs.readvSync(entry.fd, views, position))
-        : fdCall<number>((cb) => fs.readv(entry.fd, views, position, cb));
-    } catch (error) {
-      done = Promise.reject(error);
-    }
+    const done = this.vectored('read', entry.fd, views, Number(requests[0]!.io!.offset));
     let before = 0;
     requests.forEach((request, k) => {
       const io = request.io!;
@@ -542,15 +534,7 @@ export class SftpServer extends EventEmitter {
   private runWriteBatch({ requests, spans }: { requests: Request[]; spans: Span[] }): void {
     const entry = this.lookup(requests[0]!.io!.handle) as FileEntry;
     const buffers = requests.map((request) => request.io!.data!);
-    const position = Number(requests[0]!.io!.offset);
-    let done: Promise<number>;
-    try {
-      done = this.syncFileIo
-        ? Promise.resolve(fs.writevSync(entry.fd, buffers, position))
-        : fdCall<number>((cb) => fs.writev(entry.fd, buffers, position, cb));
-    } catch (error) {
-      done = Promise.reject(error);
-    }
+    const done = this.vectored('write', entry.fd, buffers, Number(requests[0]!.io!.offset));
     let before = 0;
     requests.forEach((request, k) => {
       const io = request.io!;
@@ -559,6 +543,19 @@ export class SftpServer extends EventEmitter {
       const reply = done.then((n) => (n - start >= io.length ? statusPacket(request.id, FX.OK) : this.write(request.id, io)));
       this.run(request, spans[k], reply);
     });
+  }
+
+  /**
+   * One preadv(2) or pwritev(2) of a batch, synchronously (the child) or through the thread pool;
+   * resolves with the bytes moved.
+   */
+  private vectored(kind: 'read' | 'write', fd: number, buffers: Buffer[], position: number): Promise<number> {
+    try {
+      if (this.syncFileIo) return Promise.resolve(kind === 'read' ? fs.readvSync(fd, buffers, position) : fs.writevSync(fd, buffers, position));
+      return fdCall<number>((cb) => (kind === 'read' ? fs.readv(fd, buffers, position, cb) : fs.writev(fd, buffers, position, cb)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private dequeue(index: number): void {

@@ -258,25 +258,24 @@ static int parse_credentials(struct launch *launch, const char *uid_text, const 
   return 0;
 }
 
+/* `array` with room for one more element of `size` bytes past `count` (doubling; exits when
+ * memory runs out: tsshd then starts another helper). */
+static void *room_for_one(void *array, size_t count, size_t *capacity, size_t size) {
+  if (count < *capacity) return array;
+  size_t grown_capacity = *capacity ? *capacity * 2 : 8;
+  void *grown = realloc(array, grown_capacity * size);
+  if (!grown) _exit(4);
+  *capacity = grown_capacity;
+  return grown;
+}
+
 static void add_command(struct command command) {
-  if (command_count == command_capacity) {
-    size_t capacity = command_capacity ? command_capacity * 2 : 16;
-    struct command *grown = realloc(commands, capacity * sizeof *grown);
-    if (!grown) _exit(4);
-    commands = grown;
-    command_capacity = capacity;
-  }
+  commands = room_for_one(commands, command_count, &command_capacity, sizeof *commands);
   commands[command_count++] = command;
 }
 
 static void add_waiting(unsigned long long id, int signal_number) {
-  if (waiting_count == waiting_capacity) {
-    size_t capacity = waiting_capacity ? waiting_capacity * 2 : 8;
-    struct waiting_signal *grown = realloc(waiting, capacity * sizeof *grown);
-    if (!grown) _exit(4);
-    waiting = grown;
-    waiting_capacity = capacity;
-  }
+  waiting = room_for_one(waiting, waiting_count, &waiting_capacity, sizeof *waiting);
   waiting[waiting_count++] = (struct waiting_signal){ id, signal_number };
 }
 
