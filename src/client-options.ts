@@ -122,12 +122,13 @@ export interface CommonConnectOptions {
    * Send the first key exchange message with our KEXINIT, guessing that the server's first kex
    * and host key algorithms are our first (RFC 4253 §7): one round trip less per connection when
    * right; when wrong the server drops it and the exchange goes on as without. Default: only with
-   * servers known to handle a guess and to share our default first choices, by their
-   * identification (tssh, OpenSSH 10 or later), and not for ten minutes with a destination
-   * (host and port) whose server did not take the last guess; true: with any server, for servers
-   * you know handle a guess (the ssh2 package's server, 1.17, drops even a right one, and the
-   * exchange then stalls until readyTimeout); false: never. Never for a group exchange method
-   * first. The debug log tells how it went.
+   * servers known to handle a guess, to share our default first choices and to answer it at once,
+   * by their identification (tssh), and not for ten minutes with a destination (host and port)
+   * whose server did not take the last guess; true: with any server, for servers you know handle
+   * a guess (the ssh2 package's server, 1.17, drops even a right one, and the exchange then stalls
+   * until readyTimeout; OpenSSH's sshd takes one, but its reply then waits about 40 ms for our
+   * delayed ACK, as it leaves Nagle's algorithm on); false: never. Never for a group exchange
+   * method first. The debug log tells how it went.
    */
   readonly guessKex?: boolean;
   /**
