@@ -14,28 +14,53 @@
  * benchmark's own build does this).
  */
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-/** Programs bundled: name -> the entry tsc compiled, under dist. */
-const programs = { tssh: 'src/cli/tssh.js' };
+/** Programs bundled: name -> the entry tsc compiled and its launcher, under dist. */
+const programs = { tssh: { entry: 'src/cli/tssh.js', launcher: 'src/cli/tssh-launcher.js' } };
 
-/** Bundle each program into DIST/bin/NAME.js (dist: what tsc compiled, dist/ by default). */
+/**
+ * Packages loaded from node_modules rather than bundled: all but the @noble family, which is
+ * ES modules only, and which a CommonJS program on Node 20 before 20.19 could not require() (nor
+ * import() from node:vm without a flag); bundled, esbuild turns them into CommonJS. The rest
+ * (pako, bcrypt-pbkdf) are CommonJS and stay as they are.
+ */
+function externalPackages() {
+  const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8'));
+  const names = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {})];
+  return names.filter((name) => !name.startsWith('@noble/'));
+}
+
+/**
+ * Bundle each program into DIST/bin/NAME-main.cjs, CommonJS, which its launcher, bundled into
+ * DIST/bin/NAME.js with the program's #! line, compiles with V8's code cache
+ * (src/cli/code-cache.ts; Node 20 can give vm a cache only for a script, not for an ES module).
+ * import.meta.url, which CommonJS lacks, becomes the file's own URL.
+ */
 export async function bundlePrograms(dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist')) {
-  for (const [name, entry] of Object.entries(programs)) {
-    const outfile = join(dist, 'bin', `${name}.js`);
+  for (const [name, { entry, launcher }] of Object.entries(programs)) {
+    const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' };
+    const main = join(dist, 'bin', `${name}-main.cjs`);
     await build({
+      ...common,
       entryPoints: [join(dist, entry)],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      packages: 'external',
-      sourcemap: true,
-      logLevel: 'warning',
+      outfile: main,
+      format: 'cjs',
+      external: externalPackages(),
+      // No import() may be left: node:vm runs one only with --experimental-vm-modules on Node 20.
+      // import() of a bundled module becomes a function run when first called, so ML-KEM and
+      // Argon2 still run only when needed (their text is in the file, and in the code cache only
+      // once they ran).
+      supported: { 'dynamic-import': false },
+      define: { 'import.meta.url': '__bundleImportMetaUrl' },
+      banner: { js: 'var __bundleImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
     });
+    const hashbang = readFileSync(join(dist, entry), 'utf8').split('\n', 1)[0];
+    if (!hashbang.startsWith('#!')) throw new Error(`${entry} has no #! line`);
+    const outfile = join(dist, 'bin', `${name}.js`);
+    await build({ ...common, entryPoints: [join(dist, launcher)], outfile, format: 'esm', banner: { js: hashbang } });
     chmodSync(outfile, 0o755);
   }
 }
