@@ -1,7 +1,8 @@
 // Runs every compiled test file with Node's own test runner. Node 20 does not expand globs
 // (see ../shared/NODE-CRYPTO.md), so the list is built here and printed, so a file that the
 // runner skips is visible.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { bundlePrograms } from './bundle.mjs';
@@ -35,9 +36,13 @@ if (files.length === 0) {
   console.error(`no test file in dist/test matches ${only.join(', ')}`);
   process.exit(1);
 }
+// The tssh programs the tests start keep their code cache (src/cli/code-cache.ts) in a folder of
+// this run, not in the home of whoever runs the tests; the cache is on, as for users.
+const codeCache = mkdtempSync(join(tmpdir(), 'tssh-test-code-cache-'));
 const result = spawnSync(
   process.execPath,
   ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
-  { stdio: 'inherit' },
+  { stdio: 'inherit', env: { ...process.env, TSSH_CODE_CACHE: process.env.TSSH_CODE_CACHE ?? codeCache } },
 );
+rmSync(codeCache, { recursive: true, force: true });
 process.exit(result.status ?? 1);
