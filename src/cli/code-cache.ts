@@ -8,16 +8,17 @@
  * must not use import(): node:vm runs one only with --experimental-vm-modules on Node 20 (the
  * bundle has none; test/cli/bundle.test.ts holds it to that).
  *
- * Measured (docs/performance.md, "Program start-up"): `tssh host true` to tsshd 113 -> 97 ms of
- * wall time, most of what tssh adds above Node's own start being compilation.
+ * Measured (docs/performance.md, "Program start-up"): `tssh host true` to tsshd 116 -> 101 ms of
+ * wall time (medians), most of what tssh adds above Node's own start being compilation.
  *
  * The cache lives in `$XDG_CACHE_HOME/tssh/code-cache` (else `~/.cache/tssh/code-cache`), one file
  * per program text, Node version and architecture (a SHA-256 of them names it: V8 checks only the
  * source's length, so a changed program must never meet an old file). It is written when absent
  * or refused (by V8: another V8 version or flags; or by its digest: a damaged file), at the end of
  * that run, so it holds what that run compiled; through a temporary file and a rename, so
- * concurrent starts never see half a file. It is used only in a folder the user owns (a `sudo tssh` that kept HOME must not leave
- * root's files there), created 0700, files 0600; at most MAX_FILES are kept. Any failure on the
+ * concurrent starts never see half a file. It is used only in a folder the user owns (a `sudo
+ * tssh` that kept HOME must not leave root's files there), created 0700, files 0600; at most
+ * MAX_FILES are kept. Any failure on the
  * way (no home, a read-only disk) only means no cache: it never changes what the program does.
  * `TSSH_CODE_CACHE=off` turns it off; another value is the folder to use instead.
  */
@@ -39,7 +40,7 @@ export type CodeCacheStatus =
   | 'absent'
   /** V8 took the file: the program started from it. */
   | 'accepted'
-  /** V8 refused the file (its version or flags differ, or the file is damaged). */
+  /** The file was refused: by its digest (damaged) or by V8 (another version or flags). */
   | 'rejected';
 
 export interface LoadedProgram {
