@@ -1,13 +1,14 @@
 // @ts-check
 /**
- * The tssh program as one file: dist/bin/tssh.js, bundled by esbuild from what tsc compiled
- * (dist/src), so the JavaScript is exactly tsc's, only joined.
+ * The tssh program as one file: dist/bin/tssh-main.cjs, bundled by esbuild from what tsc compiled
+ * (dist/src), so the JavaScript is tsc's, only joined (and made CommonJS), started by the launcher
+ * dist/bin/tssh.js with V8's code cache.
  *
  * Why: tssh is started once per command, like ssh, and Node 20's ES module loader costs about 1 ms
  * of CPU per module (resolve, read, compile, link) before any work: the 73 modules behind
  * `tssh -V` took 0.12-0.15 s of CPU against 0.05 s for `node -e 0`. One file takes 0.08 s
- * (docs/performance.md, "Program start-up"). Packages stay outside the bundle (imported from
- * node_modules as before), and so does node:*.
+ * (docs/performance.md, "Program start-up"); the code cache takes 15 ms more off a login. The
+ * @noble packages are bundled too (see externalPackages); node:* and the other packages are not.
  *
  * Run by `npm run build` and `prepare` after tsc, and by scripts/run-tests.mjs before the tests.
  * `node scripts/bundle.mjs DIR` bundles what tsc compiled into DIR instead of dist/ (the
@@ -51,8 +52,8 @@ export async function bundlePrograms(dist = join(dirname(fileURLToPath(import.me
       external: externalPackages(),
       // No import() may be left: node:vm runs one only with --experimental-vm-modules on Node 20.
       // import() of a bundled module becomes a function run when first called, so ML-KEM and
-      // Argon2 still run only when needed (their text is in the file, and in the code cache only
-      // once they ran).
+      // Argon2 still run only when needed (their text is in the file; their compiled code is in
+      // the code cache only if the run that wrote it used them).
       supported: { 'dynamic-import': false },
       define: { 'import.meta.url': '__bundleImportMetaUrl' },
       banner: { js: 'var __bundleImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
