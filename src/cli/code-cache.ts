@@ -125,7 +125,8 @@ export function loadProgram(file: string, folder: string | undefined): LoadedPro
  */
 export function runProgram(file: string): void {
   const program = loadProgram(file, codeCacheFolder());
-  if (program.status === 'absent' || program.status === 'rejected') process.once('exit', () => program.save());
+  // save() itself writes only when the file was absent or refused.
+  process.once('exit', () => program.save());
   program.run();
 }
 
@@ -190,15 +191,17 @@ function writeAtomically(path: string, data: Buffer): void {
   const temporary = `${path}.${process.pid}.tmp`;
   const fd = openSync(temporary, 'wx', 0o600);
   try {
-    for (let offset = 0; offset < data.length; ) offset += writeSync(fd, data, offset);
-    fsyncSync(fd);
+    try {
+      for (let offset = 0; offset < data.length; ) offset += writeSync(fd, data, offset);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
   } catch (error) {
-    closeSync(fd);
     unlinkSync(temporary);
     throw error;
   }
-  closeSync(fd);
-  renameSync(temporary, path);
 }
 
 /** Keep the MAX_FILES newest cache files (by modification time); `keep` always stays. */
