@@ -273,7 +273,12 @@ export class SftpServer extends EventEmitter {
   private readonly endOutput: boolean;
   private readonly syncFileIo: boolean;
   private readonly reuseDataBuffers: boolean;
-  /** Replies written in this turn of the event loop go out together (output corked until the next tick). */
+  /**
+   * Replies go out together: the output is corked from the first reply until the event loop's
+   * check phase (setImmediate), not just the next tick. The file calls the in-process server hands
+   * to libuv's thread pool complete one callback each, and a poll phase runs many of them; with
+   * an uncork per tick, each 32 KiB WRITE's STATUS left in a socket write of its own.
+   */
   private outputCorked = false;
   private readonly uncorkOutput = (): void => {
     this.outputCorked = false;
@@ -612,7 +617,7 @@ export class SftpServer extends EventEmitter {
     if (!this.outputCorked) {
       this.outputCorked = true;
       this.output.cork();
-      process.nextTick(this.uncorkOutput);
+      setImmediate(this.uncorkOutput);
     }
     const lent = this.lentDataBuffers.get(packet.buffer);
     // A DATA reply's buffer is reused once the output has written it (a socket) or sealed it (a
