@@ -27,7 +27,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Fixture, CIPHERS, ROOT, BENCH_DIR, SSH, SSHD, TSSHD, TSSH } from './lib/fixture.mjs';
+import { Fixture, CIPHERS, ROOT, BENCH_DIR, SSH, SSHD, TSSHD, TSSH, findSshd10 } from './lib/fixture.mjs';
 import { transfer, verifyPairing } from './lib/throughput.mjs';
 import { connectionSetup, shellTrueCpuMs } from './lib/setup.mjs';
 import { idleMemory } from './lib/memory.mjs';
@@ -151,11 +151,13 @@ const meta = {
   node: process.version,
   openssl: process.versions.openssl,
   openssh: tryRun(SSH, ['-V']),
+  // The set-up figure runs OpenSSH 10's sshd too when the tests' cache has it (see fixture.mjs).
+  openssh10: findSshd10()?.version,
   ssh2: JSON.parse(readFileSync(join(ROOT, 'node_modules/ssh2/package.json'), 'utf8')).version,
   ssh2NativeBinding: ssh2BindingAvailable(),
   tssh: `${tryRun('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}${tryRun('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) ? ' + uncommitted changes in src/' : ''}`,
 };
-progress(`bench (${config.mode}): ${config.rounds} rounds, ${sizeLabel(config.bytes)} per throughput run, ${config.idleConnections} idle connections; ${meta.openssh}; ssh2 ${meta.ssh2} (native binding ${meta.ssh2NativeBinding ? 'on' : 'off'}); node ${meta.node}; tssh ${meta.tssh}; load ${meta.machine.loadAverageAtStart.join(' ')}`);
+progress(`bench (${config.mode}): ${config.rounds} rounds, ${sizeLabel(config.bytes)} per throughput run, ${config.idleConnections} idle connections; ${meta.openssh}${meta.openssh10 ? ` (set-up also ${meta.openssh10}'s sshd)` : ''}; ssh2 ${meta.ssh2} (native binding ${meta.ssh2NativeBinding ? 'on' : 'off'}); node ${meta.node}; tssh ${meta.tssh}; load ${meta.machine.loadAverageAtStart.join(' ')}`);
 
 const fx = new Fixture();
 let stopping = false;
@@ -193,7 +195,10 @@ try {
       sshd: await fx.start('sshd'),
       tsshd: await fx.start('tsshd'),
       ssh2: await fx.start('ssh2', { ssh2NoNative: config.ssh2NoNative }),
+      ...(meta.openssh10 && config.figures.has('setup') ? { sshd10: await fx.start('sshd10') } : {}),
     };
+    /** The set-up figure's servers: OpenSSH 10's after the system's sshd when there is one. */
+    const setupServers = /** @type {('sshd' | 'sshd10' | 'tsshd' | 'ssh2')[]} */ (['sshd', ...(servers.sshd10 ? ['sshd10'] : []), 'tsshd', 'ssh2']);
 
     if (config.figures.has('throughput')) {
       const t0 = performance.now();
@@ -280,16 +285,16 @@ try {
       const t0 = performance.now();
       const shellCpuMs = shellTrueCpuMs();
       progress(`set-up: one \`bash -c true\` costs ${shellCpuMs.toFixed(2)} ms CPU (each server's figure counts the processes it reaped, less this per connection)`);
-      for (const server of /** @type {const} */ (['sshd', 'tsshd', 'ssh2'])) {
+      for (const server of setupServers) {
         if (config.serverWarmup <= 0) break;
-        const warm = await connectionSetup(fx, { lib: 'tssh', server: servers[server], count: config.serverWarmup, concurrency: 16, warmup: 0, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
+        const warm = await connectionSetup(fx, { lib: 'tssh', server: /** @type {any} */ (servers[server]), count: config.serverWarmup, concurrency: 16, warmup: 0, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
         progress(`set-up: ${server} served ${config.serverWarmup} connections first (16 at a time, not counted)${warm.ok ? '' : `: FAILED ${warm.error}`}`);
       }
       for (let round = 1; round <= config.rounds; round++) {
         for (const [concurrency, count] of [[1, config.setupCount], [16, config.setupCount * 4]]) {
           for (const lib of /** @type {const} */ (['tssh', 'ssh2'])) {
-            for (const server of /** @type {const} */ (['sshd', 'tsshd', 'ssh2'])) {
-              const result = await connectionSetup(fx, { lib, server: servers[server], count, concurrency, warmup: config.setupWarmup, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
+            for (const server of setupServers) {
+              const result = await connectionSetup(fx, { lib, server: /** @type {any} */ (servers[server]), count, concurrency, warmup: config.setupWarmup, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
               setupRuns.push({ round, concurrency, lib, server, shellCpuMs, load: loadavg()[0], ...result });
               progress(
                 `set-up r${round} ${concurrency === 1 ? 'sequential' : `${concurrency} concurrent`} ${lib}→${server}: ` +
@@ -417,7 +422,7 @@ const notes = [
   `- Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${meta.machine.memoryGiB} GiB, Linux ${meta.machine.kernel}, load average at start ${meta.machine.loadAverageAtStart.join(' ')}; ${meta.openssh}; Node ${meta.node} (OpenSSL ${meta.openssl}); ssh2 ${meta.ssh2} with its native crypto binding ${meta.ssh2NativeBinding ? '**on**' : '**off**'}; tssh ${meta.tssh}.`,
   `- Throughput: ${sizeLabel(config.bytes)} per run, timed from the remote command's start to the client's exit; clients are programs (ssh, \`dist/bin/tssh.js\`, \`bench/ssh2-client.mjs\`) writing to /dev/null or reading \`head -c\` from a pipe; CPU from /usr/bin/time (client) and /proc (server, less the remote shell and command for sshd), less the fixed cost of a run that moves nothing (start-up, key exchange, login, exit; in the JSON as fixedCost), so CPU s/GiB is the cost of moving the bytes; MB/s likewise leaves out the end latency of such a run (mbpsGross in the JSON keeps it in).`,
   '- "tssh/OpenSSH" and "tssh/ssh2" are medians of ratios taken round by round against the pairing named (the same server with the other client, or the same client with the other server; tssh → tsshd against ssh → sshd and the ssh2 client).',
-  `- Set-up: in-process clients (bench/conn-client.mjs); ${config.setupCount} sequential and ${config.setupCount * 4} connections 16 at a time per run, each run's client process first making ${config.setupWarmup} connections the same way, unmeasured but for its own CPU, reported as the "cold" client figure (a fresh Node process's first connections also pay for loading and compiling the code), and each server first serving ${config.serverWarmup} connections 16 at a time, not counted (a long-running server's per-connection code has been compiled); server CPU is the server's own plus that of the processes it reaped (sshd's per-connection processes, helpers such as setpriv), less one \`bash -c true\` per connection (every server runs the command through the shell).`,
+  `- Set-up: in-process clients (bench/conn-client.mjs); ${config.setupCount} sequential and ${config.setupCount * 4} connections 16 at a time per run, each run's client process first making ${config.setupWarmup} connections the same way, unmeasured but for its own CPU, reported as the "cold" client figure (a fresh Node process's first connections also pay for loading and compiling the code), and each server first serving ${config.serverWarmup} connections 16 at a time, not counted (a long-running server's per-connection code has been compiled); server CPU is the server's own plus that of the processes it reaped (sshd's per-connection processes, helpers such as setpriv), less one \`bash -c true\` per connection (every server runs the command through the shell).${meta.openssh10 ? ` "sshd 10" is ${meta.openssh10}'s sshd (Debian's backport, from the tests' cache, scripts/fetch-openssh10.sh), run with the same configuration: its rows are there to catch what only a newer sshd shows, and the targets stay those of the system's sshd.` : ''}`,
   `- File transfer: one ${sizeLabel(config.bytes)} file (sparse, on tmpfs) fetched to /dev/null and sent to /dev/null over SFTP, ${config.ciphers[0]}, against each server's \`Subsystem sftp internal-sftp\`; clients: OpenSSH's sftp (batch mode) and the ssh2 package's SFTP client (fastGet/fastPut, \`bench/ssh2-client.mjs --sftp\`); time and CPU of the whole client run less those of moving an empty file; server CPU includes the processes the server reaped (sshd's session process, tsshd's SFTP child). There is no tssh SFTP client program yet: the ratios compare tsshd's SFTP server with sshd's.`,
   `- Memory: ${config.idleConnections} idle authenticated connections (no channel) opened by the ssh2 client library; sshd's figure sums its per-connection processes (one per connection when the user is root: OpenSSH skips the unprivileged post-auth child for root).`,
   ...(verification.length > 0 ? ['- **Verification failures** (1 MiB each way through a pipe, byte-counted):', ...verification.map((v) => `  - ${v.replace(/\n/g, ' ')}`)] : ['- Every pairing verified: 1 MiB each way arrived exactly.']),

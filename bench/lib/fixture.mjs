@@ -2,13 +2,14 @@
 /**
  * The benchmark's world: a temporary folder with an ed25519 host key and user key (made by
  * ssh-keygen), authorized_keys, and the three servers, each on its own free 127.0.0.1 port with
- * its own config: OpenSSH's sshd, tsshd (DIST/src/cli/tsshd.js) and the ssh2 server script.
- * Every server is stopped by its PID; the folder is removed at the end.
+ * its own config: OpenSSH's sshd, tsshd (DIST/src/cli/tsshd.js) and the ssh2 server script; and,
+ * when it is in the test cache, OpenSSH 10's sshd as a fourth (findSshd10). Every server is
+ * stopped by its PID; the folder is removed at the end.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { homedir, tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,6 +27,41 @@ export const CONN_CLIENT = join(BENCH_DIR, 'conn-client.mjs');
 export const SSH = process.env.BENCH_SSH ?? '/usr/bin/ssh';
 export const SSHD = process.env.BENCH_SSHD ?? '/usr/sbin/sshd';
 export const SSH_KEYGEN = process.env.BENCH_SSH_KEYGEN ?? '/usr/bin/ssh-keygen';
+
+/**
+ * OpenSSH 10's sshd from the folder scripts/fetch-openssh10.sh unpacks Debian's packages into (the
+ * tests' cache: $TSSH_CACHE/openssh10, by default ~/.cache/tssh/openssh10; BENCH_OPENSSH10 names
+ * another such folder, or `off`), with the options that point its per-connection programs
+ * (sshd-session, sshd-auth) into that folder; undefined when it is not there. Nothing is
+ * downloaded here: `npm test` fetches it, and the benchmark uses it when it is present.
+ * @returns {{ sshd: string, args: string[], version: string } | undefined}
+ */
+export function findSshd10() {
+  const setting = process.env.BENCH_OPENSSH10;
+  if (setting === 'off' || setting === '0') return undefined;
+  const root = setting || join(process.env.TSSH_CACHE || join(homedir(), '.cache', 'tssh'), 'openssh10');
+  const sshd = join(root, 'usr/sbin/sshd');
+  const session = join(root, 'usr/lib/openssh/sshd-session');
+  const auth = join(root, 'usr/lib/openssh/sshd-auth');
+  const executable = (/** @type {string} */ path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!executable(sshd) || !executable(session)) return undefined;
+  const probe = spawnSync(join(root, 'usr/bin/ssh'), ['-V'], { encoding: 'utf8', timeout: 10000 });
+  const version = `${probe.stderr ?? ''}${probe.stdout ?? ''}`.trim().split(',')[0] ?? '';
+  if (!/^OpenSSH_1\d/.test(version)) return undefined;
+  const args = ['-o', `SshdSessionPath=${session}`];
+  if (executable(auth)) args.push('-o', `SshdAuthPath=${auth}`);
+  return { sshd, args, version };
+}
+
+/** OpenSSH's servers: one listener that forks a process (tree) per connection and reaps it. */
+export const isOpenSshServer = (/** @type {ServerKind} */ kind) => kind === 'sshd' || kind === 'sshd10';
 
 /** Every cipher the throughput figure uses, plus the MAC for aes128-ctr. */
 export const CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'];
@@ -77,9 +113,11 @@ async function waitListening(port, child, log) {
   throw new Error(`server not listening on ${port} after 15 s:\n${log()}`);
 }
 
+/** @typedef {'sshd' | 'sshd10' | 'tsshd' | 'ssh2'} ServerKind */
+
 /**
  * @typedef {object} RunningServer
- * @property {'sshd' | 'tsshd' | 'ssh2'} kind
+ * @property {ServerKind} kind
  * @property {number} pid
  * @property {number} port
  * @property {() => string} log
@@ -153,8 +191,8 @@ export class Fixture {
   }
 
   /**
-   * Start one server kind on a fresh port.
-   * @param {'sshd' | 'tsshd' | 'ssh2'} kind
+   * Start one server kind on a fresh port (sshd10: only when findSshd10 finds it).
+   * @param {ServerKind} kind
    * @param {{ nodeFlags?: string[], ssh2NoNative?: boolean }} [options]
    * @returns {Promise<RunningServer>}
    */
@@ -162,11 +200,15 @@ export class Fixture {
     const port = await freePort();
     /** @type {string[]} */
     let argv;
-    if (kind === 'sshd') {
+    if (kind === 'sshd' || kind === 'sshd10') {
       mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
       const config = join(this.dir, `sshd_config.${port}`);
-      writeFileSync(config, this.serverConfig(port));
-      argv = [SSHD, '-D', '-e', '-f', config];
+      const sshd10 = kind === 'sshd10' ? findSshd10() : undefined;
+      if (kind === 'sshd10' && !sshd10) throw new Error('OpenSSH 10 is not in the cache (scripts/fetch-openssh10.sh)');
+      // OpenSSH 9.8 and later penalise a source address for connections that end badly; the
+      // benchmark's thousands of connections from 127.0.0.1 must never be throttled.
+      writeFileSync(config, this.serverConfig(port) + (sshd10 ? 'PerSourcePenalties no\n' : ''));
+      argv = sshd10 ? [sshd10.sshd, ...sshd10.args, '-D', '-e', '-f', config] : [SSHD, '-D', '-e', '-f', config];
     } else if (kind === 'tsshd') {
       if (!existsSync(TSSHD)) throw new Error(`${TSSHD} is missing: run npx tsc -p . first`);
       const config = join(this.dir, `tsshd_config.${port}`);

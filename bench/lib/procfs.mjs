@@ -13,6 +13,7 @@
  * - `serverTreeCpuMs(server)`: a server's CPU with every process it started (see there).
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { isOpenSshServer } from './fixture.mjs';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux (getconf CLK_TCK)
 
@@ -148,7 +149,7 @@ export async function serverTreeCpuMs(server) {
   while (descendants(server.pid).some((pid) => !lasting(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   const stat = statCpuMs(server.pid);
   if (!stat) return NaN;
-  let ms = (server.kind === 'sshd' ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
+  let ms = (isOpenSshServer(server.kind) ? stat.selfMs : liveCpuMs(server.pid)) + stat.childrenMs;
   for (const pid of descendants(server.pid).filter(lasting)) ms += liveCpuMs(pid) + (statCpuMs(pid)?.childrenMs ?? 0);
   return ms;
 }

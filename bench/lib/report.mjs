@@ -22,7 +22,9 @@ export const PAIRINGS = [
   { id: 'tssh→tsshd', client: 'tssh', server: 'tsshd', openssh: 'ssh→sshd', ssh2: 'ssh2→sshd' },
 ];
 
-export const SERVER_LABEL = { sshd: 'sshd', tsshd: 'tsshd', ssh2: 'ssh2-server' };
+export const SERVER_LABEL = { sshd: 'sshd', sshd10: 'sshd 10', tsshd: 'tsshd', ssh2: 'ssh2-server' };
+/** The set-up figure's servers, in the tables' order; sshd10 (OpenSSH 10) only when it ran. */
+const SETUP_SERVERS = ['sshd', 'sshd10', 'tsshd', 'ssh2'];
 export const CLIENT_LABEL = { tssh: 'tssh (in process)', ssh2: 'ssh2 (in process)' };
 
 /** @param {string} cipher */
@@ -100,9 +102,10 @@ export function summarizeSetup(runs) {
   const modes = [...new Set(runs.map((r) => r.concurrency))];
   /** @param {number} c @param {string} lib @param {string} server @param {string} key */
   const series = (c, lib, server, key) => new Map(runs.filter((r) => r.ok && r.concurrency === c && r.lib === lib && r.server === server).map((r) => [r.round, r[key]]));
+  const servers = SETUP_SERVERS.filter((server) => runs.some((r) => r.server === server));
   for (const concurrency of modes) {
     for (const lib of ['tssh', 'ssh2']) {
-      for (const server of ['sshd', 'tsshd', 'ssh2']) {
+      for (const server of servers) {
         const mine = runs.filter((r) => r.concurrency === concurrency && r.lib === lib && r.server === server);
         const ok = mine.filter((r) => r.ok);
         rows.push({
@@ -119,11 +122,11 @@ export function summarizeSetup(runs) {
         });
       }
       // Servers compared, driven by the same client.
-      for (const other of ['sshd', 'ssh2']) {
+      for (const other of servers.filter((server) => server !== 'tsshd')) {
         ratios.push({
           concurrency,
-          what: `tsshd / ${SERVER_LABEL[/** @type {'sshd' | 'ssh2'} */ (other)]} (client: ${lib})`,
-          kind: other === 'sshd' ? 'openssh' : 'ssh2',
+          what: `tsshd / ${SERVER_LABEL[/** @type {'sshd' | 'sshd10' | 'ssh2'} */ (other)]} (client: ${lib})`,
+          kind: other === 'ssh2' ? 'ssh2' : 'openssh',
           connectionsPerSecond: pairedRatio(series(concurrency, lib, 'tsshd', 'connectionsPerSecond'), series(concurrency, lib, other, 'connectionsPerSecond')),
           cpu: pairedRatio(series(concurrency, lib, 'tsshd', 'serverCpuMsPerConnection'), series(concurrency, lib, other, 'serverCpuMsPerConnection')),
           cpuOf: 'server',
@@ -131,10 +134,10 @@ export function summarizeSetup(runs) {
       }
     }
     // Clients compared against the same server.
-    for (const server of ['sshd', 'tsshd', 'ssh2']) {
+    for (const server of servers) {
       ratios.push({
         concurrency,
-        what: `tssh client / ssh2 client (server: ${SERVER_LABEL[/** @type {'sshd' | 'tsshd' | 'ssh2'} */ (server)]})`,
+        what: `tssh client / ssh2 client (server: ${SERVER_LABEL[/** @type {'sshd' | 'sshd10' | 'tsshd' | 'ssh2'} */ (server)]})`,
         kind: 'ssh2',
         connectionsPerSecond: pairedRatio(series(concurrency, 'tssh', server, 'connectionsPerSecond'), series(concurrency, 'ssh2', server, 'connectionsPerSecond')),
         cpu: pairedRatio(series(concurrency, 'tssh', server, 'clientCpuMsPerConnection'), series(concurrency, 'ssh2', server, 'clientCpuMsPerConnection')),
@@ -157,7 +160,7 @@ export function setupTables(s) {
       rows: s.rows.map((r) => [
         `${modeLabel(r.concurrency)} ×${r.count}`,
         CLIENT_LABEL[/** @type {'tssh' | 'ssh2'} */ (r.lib)],
-        SERVER_LABEL[/** @type {'sshd' | 'tsshd' | 'ssh2'} */ (r.server)] + (r.failures ? ` (${r.failures} failed)` : ''),
+        SERVER_LABEL[/** @type {'sshd' | 'sshd10' | 'tsshd' | 'ssh2'} */ (r.server)] + (r.failures ? ` (${r.failures} failed)` : ''),
         fmtRange(r.connectionsPerSecond),
         fmtRange(r.serverCpuMs),
         fmtRange(r.clientCpuMs),
@@ -313,7 +316,9 @@ export function checkTargets(s) {
     if (r.server === 'tsshd') {
       out.push({ figure: 'set-up', what: `tsshd server CPU, ${modeLabel(r.concurrency)}, client ${r.lib}`, target: '≤ 2 ms/conn', value: `${fmt(r.serverCpuMs.median)} ms`, met: r.serverCpuMs.median <= 2 });
     }
-    if (r.lib === 'tssh') {
+    // OpenSSH 10's rows are there to catch what only a newer sshd shows (session 15's 40 ms stall
+    // in the key exchange); the issue's targets are for the system's sshd, as its figures are.
+    if (r.lib === 'tssh' && r.server !== 'sshd10') {
       out.push({ figure: 'set-up', what: `tssh client CPU in process, ${modeLabel(r.concurrency)}, server ${SERVER_LABEL[/** @type {'sshd' | 'tsshd' | 'ssh2'} */ (r.server)]}`, target: '≤ 3 ms/conn', value: `${fmt(r.clientCpuMs.median)} ms`, met: r.clientCpuMs.median <= 3 });
     }
   }
