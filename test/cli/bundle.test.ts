@@ -1,8 +1,8 @@
 /**
  * The tssh program is one file (scripts/bundle.mjs): dist/bin/tssh-main.cjs holds all of our
  * modules and the @noble packages, as CommonJS, and requires only Node's own modules and the
- * CommonJS packages in node_modules; dist/bin/tssh.js, the command, is a small launcher that starts
- * it with V8's code cache (src/cli/code-cache.ts). A module of ours left outside would load modules
+ * CommonJS packages in node_modules; dist/bin/tssh.js, the command, is a small CommonJS launcher
+ * that starts it with V8's code cache (src/cli/code-cache.ts). A module of ours left outside would load modules
  * one by one again (the start-up cost the bundle removes) and tie the program to dist/src; an
  * import() left in it would fail, as node:vm on Node 20 runs none without a flag.
  */
@@ -30,11 +30,15 @@ function specifiers(text: string): { imports: string[]; dynamic: string[]; requi
   return { imports, dynamic, required };
 }
 
-test('dist/bin/tssh.js, the launcher, imports only node: modules', () => {
+test('dist/bin/tssh.js, the launcher, is CommonJS and requires only node: modules', () => {
   const found = specifiers(readFileSync(LAUNCHER, 'utf8'));
-  assert.ok(found.imports.includes('node:vm'), 'the scan finds imports');
-  assert.deepEqual(found.imports.filter((s) => !s.startsWith('node:')), []);
+  assert.ok(found.required.includes('node:vm'), 'the scan finds requires');
+  assert.deepEqual(found.required.filter((s) => !s.startsWith('node:')), []);
+  // An ES module's import of node:crypto would run every lazy getter of its namespace (bundle.mjs).
+  assert.deepEqual(found.imports, [], 'CommonJS');
   assert.deepEqual(found.dynamic, []);
+  // The name ends in .js in a package of type module: the package.json beside it makes it CommonJS.
+  assert.deepEqual(JSON.parse(readFileSync(resolve('dist/bin/package.json'), 'utf8')), { type: 'commonjs' });
 });
 
 test('dist/bin/tssh-main.cjs requires only node: modules and the CommonJS packages, and has no import()', () => {
