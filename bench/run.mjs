@@ -114,7 +114,7 @@ const baseName = quick ? 'quick' : 'latest';
 /** @param {string} line */
 const progress = (line) => process.stderr.write(`${line}\n`);
 
-for (const [program, what] of [[SSH, 'ssh (Debian package openssh-client)'], [SFTP, 'sftp (Debian package openssh-client)'], [SSHD, 'sshd (Debian package openssh-server)'], [TSSHD, 'tsshd (npx tsc -p . builds it)'], [TSSH, 'tssh (npx tsc -p . builds it)'], [join(ROOT, 'node_modules/ssh2/package.json'), 'the ssh2 package (npm install)']]) {
+for (const [program, what] of [[SSH, 'ssh (Debian package openssh-client)'], [SFTP, 'sftp (Debian package openssh-client)'], [SSHD, 'sshd (Debian package openssh-server)'], [TSSHD, 'tsshd (npm run build makes it)'], [TSSH, 'tssh (npm run build makes it)'], [join(ROOT, 'node_modules/ssh2/package.json'), 'the ssh2 package (npm install)']]) {
   if (!existsSync(program)) {
     process.stderr.write(`bench: ${program} is missing: needs ${what}\n`);
     process.exit(2);

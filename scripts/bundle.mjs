@@ -21,7 +21,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Programs bundled: name -> the entry tsc compiled and its launcher, under dist. */
-const programs = { tssh: { entry: 'src/cli/tssh.js', launcher: 'src/cli/tssh-launcher.js' } };
+const programs = {
+  tssh: { entry: 'src/cli/tssh.js', launcher: 'src/cli/launcher.js' },
+  tsshd: { entry: 'src/cli/tsshd.js', launcher: 'src/cli/launcher.js' },
+};
 
 /**
  * Packages loaded from node_modules rather than bundled: all but the @noble family, which is

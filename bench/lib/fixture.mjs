@@ -2,7 +2,7 @@
 /**
  * The benchmark's world: a temporary folder with an ed25519 host key and user key (made by
  * ssh-keygen), authorized_keys, and the three servers, each on its own free 127.0.0.1 port with
- * its own config: OpenSSH's sshd, tsshd (DIST/src/cli/tsshd.js) and the ssh2 server script; and,
+ * its own config: OpenSSH's sshd, tsshd (DIST/bin/tsshd.js) and the ssh2 server script; and,
  * when it is in the test cache, OpenSSH 10's sshd as a fourth (findSshd10). Every server is
  * stopped by its PID; the folder is removed at the end.
  */
@@ -17,7 +17,7 @@ export const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const ROOT = dirname(BENCH_DIR);
 /** The compiled tssh: the snapshot lib/build.mjs made (BENCH_DIST), else dist/. */
 export const DIST = process.env.BENCH_DIST ?? join(ROOT, 'dist');
-export const TSSHD = join(DIST, 'src/cli/tsshd.js');
+export const TSSHD = join(DIST, 'bin/tsshd.js');
 export const TSSH = join(DIST, 'bin/tssh.js');
 export const SSH2_SERVER = join(BENCH_DIR, 'ssh2-server.mjs');
 export const SSH2_CLIENT = join(BENCH_DIR, 'ssh2-client.mjs');
@@ -210,7 +210,7 @@ export class Fixture {
       writeFileSync(config, this.serverConfig(port) + (sshd10 ? 'PerSourcePenalties no\n' : ''));
       argv = sshd10 ? [sshd10.sshd, ...sshd10.args, '-D', '-e', '-f', config] : [SSHD, '-D', '-e', '-f', config];
     } else if (kind === 'tsshd') {
-      if (!existsSync(TSSHD)) throw new Error(`${TSSHD} is missing: run npx tsc -p . first`);
+      if (!existsSync(TSSHD)) throw new Error(`${TSSHD} is missing: run npm run build first`);
       const config = join(this.dir, `tsshd_config.${port}`);
       // MaxStartups and UsePAM as in sshd's; PidFile none: tsshd keeps no PID file either.
       writeFileSync(config, this.serverConfig(port));

@@ -2,7 +2,7 @@
 /**
  * tsshd: the SSH server program, with sshd's command line and sshd_config.
  *
- *   tsshd [-DdeiTt] [-f config] [-h host_key] [-o option] [-p port]
+ *   tsshd [-DdeiTtV] [-f config] [-h host_key] [-o option] [-p port]
  *   tsshd passwd [-f file] add USER | remove USER | list
  *
  * Without -f it runs with embedded defaults: 127.0.0.1:2222, host keys in ~/.tssh, the running
@@ -25,6 +25,7 @@ import { passwdCommand } from './sshd/passwd-command.js';
 import { loadPam } from './sshd/pam.js';
 import { fingerprint } from '../keys/fingerprint.js';
 import { parseOpenSshPublicKey } from '../keys/public-key-text.js';
+import { VERSION } from '../client.js';
 
 interface Flags {
   configFile: string | undefined;
@@ -37,13 +38,14 @@ interface Flags {
   test: boolean;
   print: boolean;
   inetd: boolean;
+  version: boolean;
 }
 
 const STATE_DIR = join(homedir(), '.tssh');
-const USAGE = 'usage: tsshd [-DdeiTt] [-f config_file] [-h host_key_file] [-o option] [-p port]\n       tsshd passwd [-f file] add USER | remove USER | list\n';
+const USAGE = 'usage: tsshd [-DdeiTtV] [-f config_file] [-h host_key_file] [-o option] [-p port]\n       tsshd passwd [-f file] add USER | remove USER | list\n';
 
 function parseFlags(argv: string[]): Flags {
-  const flags: Flags = { configFile: undefined, ports: [], hostKeys: [], options: [], foreground: false, stderr: false, debug: 0, test: false, print: false, inetd: false };
+  const flags: Flags = { configFile: undefined, ports: [], hostKeys: [], options: [], foreground: false, stderr: false, debug: 0, test: false, print: false, inetd: false, version: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('-') || arg === '-') throw new UsageError(`unexpected argument ${arg}`);
@@ -73,6 +75,7 @@ function parseFlags(argv: string[]): Flags {
         case 't': flags.test = true; break;
         case 'T': flags.print = true; break;
         case 'i': flags.inetd = true; break;
+        case 'V': flags.version = true; break;
         default: throw new UsageError(`unknown option -- ${flag}`);
       }
     }
@@ -106,6 +109,11 @@ let activeLog: { log: SwitchableLogger; syslog: ReturnType<typeof createSyslogSi
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'passwd') return passwdCommand(argv.slice(1), join(STATE_DIR, 'passwd'));
   const flags = parseFlags(argv);
+  if (flags.version) {
+    // As sshd -V: the version on stderr, nothing else done.
+    process.stderr.write(`tsshd_${VERSION}, Node.js ${process.version}, OpenSSL ${process.versions.openssl}\n`);
+    return 0;
+  }
   let config = loadConfig(flags);
   const settings = config.settings;
   // As sshd: the start-up log (config warnings, host keys) goes to stderr unless in inetd mode;

@@ -29,14 +29,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ServerSession } from '../server-session.js';
 import { deliverOutput, feedStdin, mustSwitchUser, readSessionOutput, type SessionContext } from '../cli/sshd/session-runner.js';
 import type { Logger } from '../cli/sshd/log.js';
 import { SftpServer } from './server.js';
+import { packageFile } from '../package-files.js';
 
-/** The compiled child program, next to this module. */
-const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
+/** The compiled child program, next to this module (dist/src/sftp/child.js). */
+const CHILD = packageFile('src/sftp/child.js');
 
 /** The session's settings for the child. */
 export interface SftpChildConfig {

@@ -5,7 +5,7 @@
  *   const lab = await createLab();             // an OpenSshFixture made without a TestContext, for
  *   after(() => lab.cleanup());                //   describe-level before()/after() hooks
  *   const key = await makeUserKey(lab, 'ecdsa-384');           // ssh-keygen; its fingerprint as ssh-keygen -l prints it
- *   const tsshd = await startTsshd(lab, ['PasswordFile …']);   // dist/src/cli/tsshd.js -f CONFIG -e -D on a free port
+ *   const tsshd = await startTsshd(lab, ['PasswordFile …']);   // dist/bin/tsshd.js -f CONFIG -e -D on a free port
  *   await tsshdPasswd(file, 'root', 'secret');                 // `tsshd passwd -f FILE add USER`, password on stdin
  *   const askpass = writeAskpass(lab, 'good', 'secret');       // for ssh: SSH_ASKPASS=… SSH_ASKPASS_REQUIRE=force DISPLAY=…
  *   const config = writeSshdConfig(lab, ['UsePAM yes']);        // sshd_config whose first lines are the caller's
@@ -27,7 +27,7 @@ import { peerPath, peersRequired } from './peers.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The compiled tsshd program. */
-export const TSSHD = join(REPO_ROOT, 'dist', 'src', 'cli', 'tsshd.js');
+export const TSSHD = join(REPO_ROOT, 'dist', 'bin', 'tsshd.js');
 
 // ---------------------------------------------------------------------------------------------
 // Small process helpers
@@ -213,7 +213,7 @@ let tsshdCount = 0;
 /**
  * Writes a tsshd config (the lab's three host keys, its authorized_keys, StrictModes no,
  * `SetEnv SHLVL=1`, Port and ListenAddress 127.0.0.1, then `lines`, then `trailing`: Match blocks) and runs
- * `[options.prefix] node [options.nodeArgs] dist/src/cli/tsshd.js -f CONFIG -e -D [args]` (with
+ * `[options.prefix] node [options.nodeArgs] dist/bin/tsshd.js -f CONFIG -e -D [args]` (with
  * options.env added to the environment; a prefix such as setpriv must exec node, so that the PID
  * stays tsshd's); resolves once it listens. Retries on another free port if the port was taken
  * in between.

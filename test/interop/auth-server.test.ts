@@ -1,5 +1,5 @@
 // User authentication, OpenSSH's ssh (9.2) -> tsshd: a real `ssh` logs in to the tsshd program
-// (dist/src/cli/tsshd.js, started on a free port with its own sshd_config in the test's folder) with
+// (dist/bin/tsshd.js, started on a free port with its own sshd_config in the test's folder) with
 // every key type ssh-keygen makes, with rsa-sha2-512 and rsa-sha2-256 each forced through
 // PubkeyAcceptedAlgorithms, with a password and with keyboard-interactive (ssh asks an SSH_ASKPASS
 // script, SSH_ASKPASS_REQUIRE=force; the password is in a PasswordFile written by `tsshd passwd`),

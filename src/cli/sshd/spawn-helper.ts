@@ -63,8 +63,8 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
+import { packageFile } from '../../package-files.js';
 import { findPerl, PERL_SWITCH_USER } from './chroot.js';
 import { pipeFolder } from './session-pipes.js';
 import { OUTPUT_PIPE_SIZE } from './child-output.js';
@@ -281,7 +281,7 @@ let nativeFailed = false;
  * (no C compiler at install) only means the Perl one is used. TSSH_SPAWNER in tsshd's environment
  * names another (a packager's /usr/libexec, say).
  */
-const BUILT_SPAWNER = fileURLToPath(new URL('../../../libexec/tsshd-spawner', import.meta.url));
+const BUILT_SPAWNER = packageFile('libexec/tsshd-spawner');
 
 /** A helper program: the file to run and its arguments before the socket's path. */
 export interface SpawnHelperProgram {
