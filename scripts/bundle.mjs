@@ -24,6 +24,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const programs = {
   tssh: { entry: 'src/cli/tssh.js', launcher: 'src/cli/launcher.js' },
   tsshd: { entry: 'src/cli/tsshd.js', launcher: 'src/cli/launcher.js' },
+  'tssh-keygen': { entry: 'src/cli/tssh-keygen.js', launcher: 'src/cli/launcher.js' },
 };
 
 /**

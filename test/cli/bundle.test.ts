@@ -1,5 +1,5 @@
 /**
- * tssh and tsshd are each one file (scripts/bundle.mjs): dist/bin/NAME-main.cjs holds all of our
+ * tssh, tsshd and tssh-keygen are each one file (scripts/bundle.mjs): dist/bin/NAME-main.cjs holds all of our
  * modules and the @noble packages, as CommonJS, and requires only Node's own modules and the
  * CommonJS packages in node_modules; dist/bin/NAME.js, the command, is a small CommonJS launcher
  * that starts it with V8's code cache (src/cli/code-cache.ts). A module of ours left outside would
@@ -27,14 +27,25 @@ function specifiers(text: string): { imports: string[]; dynamic: string[]; requi
   return { imports, dynamic, required };
 }
 
-/** Each bundled program: the packages it may require from node_modules, and its version line. */
+/**
+ * Each bundled program: the packages it may require from node_modules, whether it has the key
+ * exchange in it, and a command line that runs it with what that prints.
+ */
 const PROGRAMS = [
-  { name: 'tssh', packages: ['bcrypt-pbkdf', 'pako'], version: /^tssh_\d+\.\d+\.\d+, Node\.js v\d+/ },
+  { name: 'tssh', packages: ['bcrypt-pbkdf', 'pako'], kex: true, args: ['-V'], prints: /^tssh_\d+\.\d+\.\d+, Node\.js v\d+/ },
   // tsshd also loads node-pty, by a name in a variable (optional: absent is no error), which no scan sees.
-  { name: 'tsshd', packages: ['authenticate-pam', 'bcrypt-pbkdf', 'pako'], version: /^tsshd_\d+\.\d+\.\d+, Node\.js v\d+/ },
+  { name: 'tsshd', packages: ['authenticate-pam', 'bcrypt-pbkdf', 'pako'], kex: true, args: ['-V'], prints: /^tsshd_\d+\.\d+\.\d+, Node\.js v\d+/ },
+  {
+    name: 'tssh-keygen',
+    packages: ['bcrypt-pbkdf'],
+    kex: false,
+    args: ['-l', '-f', resolve('test/fixtures/openssh-sshsig/ed25519.pub')],
+    // As ssh-keygen -l prints it for this key.
+    prints: /^256 SHA256:\S+ .* \(ED25519\)$/m,
+  },
 ] as const;
 
-for (const { name, packages, version } of PROGRAMS) {
+for (const { name, packages, kex, args, prints } of PROGRAMS) {
   const launcher = resolve(`dist/bin/${name}.js`);
   const program = resolve(`dist/bin/${name}-main.cjs`);
 
@@ -57,7 +68,7 @@ for (const { name, packages, version } of PROGRAMS) {
     assert.deepEqual(found.dynamic, [], 'node:vm runs no import() on Node 20');
     const required = found.required.filter((s) => !s.startsWith('node:'));
     assert.deepEqual([...new Set(required)].sort(), [...packages], 'the @noble packages are bundled, the others loaded');
-    assert.ok(text.includes('ml_kem'), 'ML-KEM is in the file, to run when first needed');
+    if (kex) assert.ok(text.includes('ml_kem'), 'ML-KEM is in the file, to run when first needed');
   });
 
   test(`dist/bin/${name}.js keeps the #! line of src/cli/${name}.ts, is executable and runs`, async () => {
@@ -65,9 +76,9 @@ for (const { name, packages, version } of PROGRAMS) {
     assert.match(source, /^#!/);
     assert.equal(readFileSync(launcher, 'utf8').split('\n', 1)[0], source);
     accessSync(launcher, constants.X_OK);
-    const result = await run(launcher, ['-V']);
+    const result = await run(launcher, [...args]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stderr + result.stdout, version);
+    assert.match(result.stderr + result.stdout, prints);
   });
 }
 
@@ -75,6 +86,7 @@ test("every program in package.json's bin is in the files the package ships", ()
   const pkg = JSON.parse(readFileSync(resolve('package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
   assert.equal(pkg.bin.tssh, 'dist/bin/tssh.js');
   assert.equal(pkg.bin.tsshd, 'dist/bin/tsshd.js');
+  assert.equal(pkg.bin['tssh-keygen'], 'dist/bin/tssh-keygen.js');
   for (const [name, path] of Object.entries(pkg.bin)) {
     const shipped = pkg.files.some((entry) => path === entry || path.startsWith(`${entry.replace(/\/$/, '')}/`));
     assert.ok(shipped, `${name} (${path}) is not under any of ${pkg.files.join(', ')}`);

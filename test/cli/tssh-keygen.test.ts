@@ -1,5 +1,5 @@
 /**
- * tssh-keygen, run as a program (the compiled dist/src/cli/tssh-keygen.js) in a scratch folder, and
+ * tssh-keygen, run as a program (the bundled dist/bin/tssh-keygen.js) in a scratch folder, and
  * compared with OpenSSH's ssh-keygen on the same files: keys each one writes are read by the other,
  * fingerprints and known_hosts edits come out byte for byte the same, and errors give a clear
  * message and ssh-keygen's exit status.
@@ -19,7 +19,7 @@ import type { TestContext } from 'node:test';
 import { havePeers, missingPeers, peerPath, peersRequired } from '../helpers/peers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const PROGRAM = join(ROOT, 'dist', 'src', 'cli', 'tssh-keygen.js');
+const PROGRAM = join(ROOT, 'dist', 'bin', 'tssh-keygen.js');
 const KEYS = join(ROOT, 'test', 'fixtures', 'openssh-keys');
 const KNOWN_HOSTS = join(ROOT, 'test', 'fixtures', 'openssh-hostkeys', 'known_hosts');
 const FIXTURE_PASSPHRASE = readFileSync(join(KEYS, 'pw'), 'utf8').trim();
