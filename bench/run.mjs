@@ -197,8 +197,13 @@ try {
       ssh2: await fx.start('ssh2', { ssh2NoNative: config.ssh2NoNative }),
       ...(meta.openssh10 && config.figures.has('setup') ? { sshd10: await fx.start('sshd10') } : {}),
     };
-    /** The set-up figure's servers: OpenSSH 10's after the system's sshd when there is one. */
-    const setupServers = /** @type {('sshd' | 'sshd10' | 'tsshd' | 'ssh2')[]} */ (['sshd', ...(servers.sshd10 ? ['sshd10'] : []), 'tsshd', 'ssh2']);
+    /** The set-up figure's servers, by name: OpenSSH 10's after the system's sshd when there is one. */
+    const setupServers = /** @type {[string, import('./lib/fixture.mjs').RunningServer][]} */ ([
+      ['sshd', servers.sshd],
+      ...(servers.sshd10 ? [['sshd10', servers.sshd10]] : []),
+      ['tsshd', servers.tsshd],
+      ['ssh2', servers.ssh2],
+    ]);
 
     if (config.figures.has('throughput')) {
       const t0 = performance.now();
@@ -285,16 +290,16 @@ try {
       const t0 = performance.now();
       const shellCpuMs = shellTrueCpuMs();
       progress(`set-up: one \`bash -c true\` costs ${shellCpuMs.toFixed(2)} ms CPU (each server's figure counts the processes it reaped, less this per connection)`);
-      for (const server of setupServers) {
+      for (const [server, running] of setupServers) {
         if (config.serverWarmup <= 0) break;
-        const warm = await connectionSetup(fx, { lib: 'tssh', server: /** @type {any} */ (servers[server]), count: config.serverWarmup, concurrency: 16, warmup: 0, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
+        const warm = await connectionSetup(fx, { lib: 'tssh', server: running, count: config.serverWarmup, concurrency: 16, warmup: 0, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
         progress(`set-up: ${server} served ${config.serverWarmup} connections first (16 at a time, not counted)${warm.ok ? '' : `: FAILED ${warm.error}`}`);
       }
       for (let round = 1; round <= config.rounds; round++) {
         for (const [concurrency, count] of [[1, config.setupCount], [16, config.setupCount * 4]]) {
           for (const lib of /** @type {const} */ (['tssh', 'ssh2'])) {
-            for (const server of setupServers) {
-              const result = await connectionSetup(fx, { lib, server: /** @type {any} */ (servers[server]), count, concurrency, warmup: config.setupWarmup, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
+            for (const [server, running] of setupServers) {
+              const result = await connectionSetup(fx, { lib, server: running, count, concurrency, warmup: config.setupWarmup, shellCpuMs, ssh2NoNative: config.ssh2NoNative });
               setupRuns.push({ round, concurrency, lib, server, shellCpuMs, load: loadavg()[0], ...result });
               progress(
                 `set-up r${round} ${concurrency === 1 ? 'sequential' : `${concurrency} concurrent`} ${lib}→${server}: ` +

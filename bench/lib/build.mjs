@@ -33,10 +33,10 @@ if (!process.env.BENCH_DIST) {
     // Type errors still emit JavaScript: go on (others' work in progress must not block a
     // benchmark), but say so.
     if (result.status !== 0) process.stderr.write(`bench: tsc reported errors (measuring the emitted JavaScript anyway):\n${(result.stdout + result.stderr).slice(0, 2000)}\n`);
-    // The programs as users run them: tssh and tsshd, each one bundled file (scripts/bundle.mjs).
+    // The programs as users run them, each one bundled file (scripts/bundle.mjs).
     const bundled = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.mjs'), out], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
     if (bundled.status !== 0) {
-      process.stderr.write(`bench: bundling tssh into ${out} failed:\n${bundled.stdout}${bundled.stderr}`);
+      process.stderr.write(`bench: bundling the programs into ${out} failed:\n${bundled.stdout}${bundled.stderr}`);
       process.exit(2);
     }
     // tsshd's C command helper, as `npm run build` makes it (without a compiler tsshd uses perl).
