@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --no-incremental-marking
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.arena_max=2 node --max-semi-space-size=2 --no-incremental-marking
 /**
  * tsshd: the SSH server program, with sshd's command line and sshd_config.
  *
@@ -26,6 +26,10 @@ import { loadPam } from './sshd/pam.js';
 import { fingerprint } from '../keys/fingerprint.js';
 import { parseOpenSshPublicKey } from '../keys/public-key-text.js';
 import { VERSION } from '../client.js';
+import { SERVER_MALLOC_TUNABLES, takeOwnMallocTunables } from './malloc-tuning.js';
+
+// The malloc setting of our `#!` line (malloc-tuning.ts) is for this process, not its helpers.
+takeOwnMallocTunables(SERVER_MALLOC_TUNABLES);
 
 interface Flags {
   configFile: string | undefined;

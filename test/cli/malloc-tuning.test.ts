@@ -1,16 +1,25 @@
 /**
- * tssh's glibc malloc setting (src/cli/malloc-tuning.ts): its `#!` line gives it to the process,
- * and the commands tssh starts do not inherit it.
+ * tssh's and tsshd's glibc malloc settings (src/cli/malloc-tuning.ts): each program's `#!` line
+ * gives its own to the process, and the commands it starts do not inherit it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CLIENT_MALLOC_TUNABLES, takeOwnMallocTunables } from '../../src/cli/malloc-tuning.js';
-import { run } from '../helpers/auth-lab.js';
+import { CLIENT_MALLOC_TUNABLES, SERVER_MALLOC_TUNABLES, takeOwnMallocTunables } from '../../src/cli/malloc-tuning.js';
+import { createLab, run } from '../helpers/auth-lab.js';
+import { freePort } from '../helpers/openssh.js';
 
 const TSSH = resolve('dist/bin/tssh.js');
+const TSSHD = resolve('dist/bin/tsshd.js');
+
+/** How the kernel runs a script's #! line: the interpreter, then the rest of the line as one argument. */
+function hashbang(script: string): { line: string; interpreter: string; argument: string } {
+  const line = readFileSync(script, 'utf8').split('\n', 1)[0]!;
+  return { line, interpreter: line.slice(2, line.indexOf(' ')), argument: line.slice(line.indexOf(' ') + 1) };
+}
 
 test('takeOwnMallocTunables removes our value only', () => {
   const ours: NodeJS.ProcessEnv = { GLIBC_TUNABLES: CLIENT_MALLOC_TUNABLES, HOME: '/h' };
@@ -23,7 +32,7 @@ test('takeOwnMallocTunables removes our value only', () => {
 });
 
 test("tssh started through its #! line has the setting, and a command it starts (Match exec) does not", async () => {
-  const line = readFileSync(TSSH, 'utf8').split('\n', 1)[0]!;
+  const { line, interpreter, argument } = hashbang(TSSH);
   assert.equal(line, `#!/usr/bin/env -S GLIBC_TUNABLES=${CLIENT_MALLOC_TUNABLES} node --max-semi-space-size=1`);
   const dir = mkdtempSync(join(tmpdir(), 'tssh-malloc-'));
   try {
@@ -47,9 +56,6 @@ test("tssh started through its #! line has the setting, and a command it starts 
     chmodSync(check, 0o755);
     const config = join(dir, 'config');
     writeFileSync(config, `Match exec ${check}\n  Port 2201\nHost *\n  Port 2202\n`);
-    // As the kernel runs a #! line: the interpreter, the rest of the line as one argument, the script.
-    const interpreter = line.slice(2, line.indexOf(' '));
-    const argument = line.slice(line.indexOf(' ') + 1);
     const env = { ...process.env };
     delete env.GLIBC_TUNABLES;
     const started = await run(interpreter, [argument, TSSH, '-F', config, '-G', 'example.test'], { env });
@@ -63,5 +69,47 @@ test("tssh started through its #! line has the setting, and a command it starts 
     assert.match(users.stdout, /^port 2202$/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tsshd started through its #! line has its setting, and the helpers it runs with its environment do not', async () => {
+  const { line, interpreter, argument } = hashbang(TSSHD);
+  assert.equal(line, `#!/usr/bin/env -S GLIBC_TUNABLES=${SERVER_MALLOC_TUNABLES} node --max-semi-space-size=2 --no-incremental-marking`);
+  const lab = await createLab();
+  try {
+    // tsshd runs mkfifo (session-pipes.ts) with its own environment as soon as it starts: a
+    // mkfifo first in PATH records what it was given, and what its parent was started with.
+    const bin = lab.path('bin');
+    mkdirSync(bin);
+    const record = lab.path('record');
+    const realMkfifo = ['/usr/bin/mkfifo', '/bin/mkfifo'].find((path) => existsSync(path)) ?? 'mkfifo';
+    writeFileSync(
+      join(bin, 'mkfifo'),
+      [
+        '#!/bin/sh',
+        '{',
+        '  if [ -z "${GLIBC_TUNABLES+set}" ]; then echo inherited=no; else echo inherited=yes; fi',
+        `  if tr '\\0' '\\n' < /proc/$PPID/environ | grep -qx 'GLIBC_TUNABLES=${SERVER_MALLOC_TUNABLES}'; then echo parent=yes; else echo parent=no; fi`,
+        `} > ${record}.tmp && mv ${record}.tmp ${record}`,
+        `exec ${realMkfifo} "$@"`,
+        '',
+      ].join('\n'),
+    );
+    chmodSync(join(bin, 'mkfifo'), 0o755);
+    const config = lab.path('tsshd_config');
+    const port = await freePort();
+    writeFileSync(config, [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${lab.hostKeys.ed25519.privateKey}`, `AuthorizedKeysFile ${lab.authorizedKeys}`, ''].join('\n'));
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    delete env.GLIBC_TUNABLES;
+    const tsshd = spawn(interpreter, [argument, TSSHD, '-f', config, '-D', '-e'], { env, stdio: 'ignore' });
+    try {
+      for (let waited = 0; !existsSync(record) && waited < 15_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(existsSync(record), 'tsshd ran no mkfifo within 15 s');
+      assert.equal(readFileSync(record, 'utf8'), 'inherited=no\nparent=yes\n');
+    } finally {
+      tsshd.kill('SIGTERM');
+    }
+  } finally {
+    lab.cleanup();
   }
 });
