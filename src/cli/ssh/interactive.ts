@@ -5,11 +5,11 @@
  * rekey, `~#` forwarded connections, `~?` help, `~~` a literal tilde. The terminal is restored
  * on every way out.
  */
-import { fstatSync, writevSync } from 'node:fs';
-import { Writable } from 'node:stream';
+import { fstatSync } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { isatty } from 'node:tty';
 import type { ClientSession } from '../../client-session.js';
+import { FileOutput, isFileOrDevice } from './file-output.js';
 
 /** How much one read of a piped stdin can take (see pumpPipedStdin). */
 const STDIN_READ_SIZE = 256 * 1024;
@@ -273,51 +273,4 @@ function relay(session: ClientSession, stopInput: () => void, cleanUp: () => voi
       resolve(outputFailed ? 255 : (session.exit?.code ?? 255));
     });
   });
-}
-
-function isFileOrDevice(fd: number): boolean {
-  try {
-    const stat = fstatSync(fd);
-    return stat.isFile() || stat.isCharacterDevice() || stat.isBlockDevice();
-  } catch {
-    return false; // closed: Node's own stdout discards what is written
-  }
-}
-
-/**
- * Our stdout when it is a file or a device such as /dev/null (not a terminal, pipe or socket).
- * Node writes such a stdout synchronously, one write(2) per chunk, and a chunk is one SSH packet
- * (32 KiB at most from sshd): a download to a file made 32,768 system calls per GiB or more.
- * gather() corks the stream until the end of this turn of the event loop, so the packets opened
- * from one read of the connection (up to 256 KiB) go out in one writev(2).
- */
-class FileOutput extends Writable {
-  constructor(private readonly fd: number) {
-    super();
-  }
-
-  gather(): void {
-    if (this.writableCorked > 0) return;
-    this.cork();
-    process.nextTick(() => this.uncork());
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this._writev([{ chunk }], callback);
-  }
-
-  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    let buffers = chunks.map((c) => c.chunk).filter((b) => b.length > 0);
-    try {
-      while (buffers.length > 0) {
-        let written = writevSync(this.fd, buffers);
-        // A short write (a full disk, a signal): go on from where it stopped.
-        while (buffers.length > 0 && written >= buffers[0]!.length) written -= buffers.shift()!.length;
-        if (written > 0) buffers[0] = buffers[0]!.subarray(written);
-      }
-      callback();
-    } catch (error) {
-      callback(error as Error);
-    }
-  }
 }
