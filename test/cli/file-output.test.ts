@@ -53,7 +53,9 @@ test('a regular file and /dev/null are written this way; a closed descriptor is 
   try {
     assert.equal(isFileOrDevice(file), true);
     assert.equal(isFileOrDevice(devNull), true);
-    assert.equal(isFileOrDevice(-1), false, 'a closed descriptor');
+    const closed = openSync(join(dir, 'g'), 'w');
+    closeSync(closed);
+    assert.equal(isFileOrDevice(closed), false, 'a closed descriptor');
   } finally {
     closeSync(file);
     closeSync(devNull);
